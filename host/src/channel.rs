@@ -1,0 +1,260 @@
+//! A plugin's share of the host: its connections, its rooms and its
+//! key-value store. Kept by name, so it outlives any one version of the plugin.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::peer::{ConnId, Peer};
+
+/// Longest room name, metadata key or store key a plugin may use, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 1024;
+/// Largest metadata value, in bytes.
+pub(crate) const MAX_META_VALUE_LEN: usize = 64 * 1024;
+/// Largest value in the key-value store, in bytes.
+pub(crate) const MAX_KV_VALUE_LEN: usize = 1 << 20;
+/// Most keys one plugin may keep in its store.
+pub(crate) const MAX_KV_KEYS: usize = 100_000;
+
+/// Why a plugin's call on its channel was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CallError {
+    /// The connection is closed, never existed, or belongs to another plugin.
+    #[error("unknown connection")]
+    UnknownConnection,
+    /// An argument broke a limit.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// The connections, rooms and store of one plugin.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    /// The plugin's name, for logs.
+    pub(crate) name: Arc<str>,
+    /// Who is connected and which rooms they are in. One lock for both, so
+    /// that a connection and its room memberships never disagree.
+    members: RwLock<Members>,
+    /// The plugin's key-value store: here, not in the plugin, so that it
+    /// survives reloads and crashes.
+    store: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    /// Every open connection of the channel and the rooms it is in.
+    peers: HashMap<ConnId, Member>,
+    /// Room name → its members. Holds the peers themselves so that a publish
+    /// does one lookup per room, not one per recipient.
+    rooms: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    peer: Arc<Peer>,
+    rooms: HashSet<Arc<str>>,
+}
+
+impl Channel {
+    pub(crate) fn new(name: &str) -> Channel {
+        Channel {
+            name: name.into(),
+            members: RwLock::new(Members::default()),
+            store: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new connection joins the channel (in no room yet).
+    pub(crate) fn add(&self, peer: Arc<Peer>) {
+        let member = Member { peer: Arc::clone(&peer), rooms: HashSet::new() };
+        self.members.write().peers.insert(peer.id, member);
+    }
+
+    /// Take a connection out of all its rooms; returns their names. The
+    /// connection itself stays known (its metadata readable) until `remove`.
+    pub(crate) fn leave_all(&self, conn: ConnId) -> Vec<String> {
+        let mut members = self.members.write();
+        let Members { peers, rooms } = &mut *members;
+        let Some(member) = peers.get_mut(&conn) else { return Vec::new() };
+        let left: Vec<Arc<str>> = member.rooms.drain().collect();
+        for room in &left {
+            remove_from_room(rooms, room, conn);
+        }
+        left.iter().map(|room| room.to_string()).collect()
+    }
+
+    /// Forget a connection entirely.
+    pub(crate) fn remove(&self, conn: ConnId) -> Option<Arc<Peer>> {
+        self.leave_all(conn);
+        self.members.write().peers.remove(&conn).map(|member| member.peer)
+    }
+
+    pub(crate) fn peer(&self, conn: ConnId) -> Result<Arc<Peer>, CallError> {
+        self.members
+            .read()
+            .peers
+            .get(&conn)
+            .map(|member| Arc::clone(&member.peer))
+            .ok_or(CallError::UnknownConnection)
+    }
+
+    /// Every open connection, e.g. to close them all.
+    pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
+        self.members.read().peers.values().map(|member| Arc::clone(&member.peer)).collect()
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.members.read().peers.len()
+    }
+
+    pub(crate) fn join(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
+        check_name("room name", room)?;
+        let mut members = self.members.write();
+        let Members { peers, rooms } = &mut *members;
+        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if !member.rooms.contains(room) {
+            let room: Arc<str> = room.into();
+            member.rooms.insert(Arc::clone(&room));
+            rooms.entry(room).or_default().insert(conn, Arc::clone(&member.peer));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
+        let mut members = self.members.write();
+        let Members { peers, rooms } = &mut *members;
+        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if member.rooms.remove(room) {
+            remove_from_room(rooms, room, conn);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rooms_of(&self, conn: ConnId) -> Result<Vec<String>, CallError> {
+        let members = self.members.read();
+        let member = members.peers.get(&conn).ok_or(CallError::UnknownConnection)?;
+        Ok(member.rooms.iter().map(|room| room.to_string()).collect())
+    }
+
+    pub(crate) fn room_members(&self, room: &str) -> Vec<ConnId> {
+        self.members.read().rooms.get(room).map(|room| room.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Queue `frame` for every member of `room` but `except`; the frame's
+    /// bytes are shared, not copied. Returns how many got it.
+    pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
+        let members = self.members.read();
+        let Some(room) = members.rooms.get(room) else { return 0 };
+        fan_out(room.values(), frame, except)
+    }
+
+    /// Queue `frame` for every connection of the channel but `except`.
+    pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
+        let members = self.members.read();
+        fan_out(members.peers.values().map(|member| &member.peer), frame, except)
+    }
+
+    pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.store.lock().get(key).cloned()
+    }
+
+    pub(crate) fn kv_set(&self, key: String, value: Vec<u8>) -> Result<(), CallError> {
+        check_name("key", &key)?;
+        if value.len() > MAX_KV_VALUE_LEN {
+            return Err(CallError::InvalidArgument(format!("value longer than {MAX_KV_VALUE_LEN} bytes")));
+        }
+        let mut store = self.store.lock();
+        if store.len() >= MAX_KV_KEYS && !store.contains_key(&key) {
+            return Err(CallError::InvalidArgument(format!("store full ({MAX_KV_KEYS} keys)")));
+        }
+        store.insert(key, value);
+        Ok(())
+    }
+
+    pub(crate) fn kv_delete(&self, key: &str) -> bool {
+        self.store.lock().remove(key).is_some()
+    }
+}
+
+fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, except: Option<ConnId>) -> u32 {
+    let mut reached = 0;
+    for peer in peers.filter(|peer| Some(peer.id) != except) {
+        // Cloning a `Message` clones a reference-counted buffer, not the payload.
+        if peer.send(frame.clone()) {
+            reached += 1;
+        }
+    }
+    reached
+}
+
+fn remove_from_room(rooms: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, room: &str, conn: ConnId) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(&conn);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+/// Refuse names that are empty or too long.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CallError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(CallError::InvalidArgument(format!("{what} must be 1 to {MAX_NAME_LEN} bytes")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel_with(ids: &[ConnId]) -> (Channel, Vec<tokio::sync::mpsc::Receiver<Message>>) {
+        let channel = Channel::new("test");
+        let mut inboxes = Vec::new();
+        for id in ids {
+            let (peer, inbox) = Peer::new(*id, 8);
+            channel.add(Arc::new(peer));
+            inboxes.push(inbox);
+        }
+        (channel, inboxes)
+    }
+
+    #[test]
+    fn publish_reaches_room_members_except_one() {
+        let (channel, mut inboxes) = channel_with(&[1, 2, 3]);
+        channel.join(1, "a").unwrap();
+        channel.join(2, "a").unwrap();
+        channel.join(3, "b").unwrap();
+        assert_eq!(channel.publish("a", &Message::text("hi"), Some(1)), 1);
+        assert!(inboxes[0].try_recv().is_err());
+        assert_eq!(inboxes[1].try_recv().unwrap(), Message::text("hi"));
+        assert!(inboxes[2].try_recv().is_err());
+        assert_eq!(channel.broadcast(&Message::text("all"), None), 3);
+    }
+
+    #[test]
+    fn leaving_empties_rooms() {
+        let (channel, _inboxes) = channel_with(&[1, 2]);
+        channel.join(1, "a").unwrap();
+        channel.join(2, "a").unwrap();
+        assert_eq!(channel.leave_all(1), vec!["a".to_owned()]);
+        assert_eq!(channel.room_members("a"), vec![2]);
+        assert_eq!(channel.rooms_of(1).unwrap(), Vec::<String>::new());
+        channel.remove(2);
+        assert!(channel.room_members("a").is_empty());
+        assert_eq!(channel.join(2, "a"), Err(CallError::UnknownConnection));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let (channel, _inboxes) = channel_with(&[1]);
+        assert!(matches!(channel.join(1, ""), Err(CallError::InvalidArgument(_))));
+        assert!(matches!(channel.kv_set("k".into(), vec![0; MAX_KV_VALUE_LEN + 1]), Err(CallError::InvalidArgument(_))));
+        channel.kv_set("k".into(), b"v".to_vec()).unwrap();
+        assert_eq!(channel.kv_get("k"), Some(b"v".to_vec()));
+        assert!(channel.kv_delete("k"));
+        assert!(!channel.kv_delete("k"));
+    }
+}

@@ -1,0 +1,36 @@
+//! Switchboard: a real-time WebSocket channel server whose channel logic
+//! runs in WebAssembly components.
+//!
+//! The host owns the sockets, the rooms and the fan-out; plugins (components
+//! of the `switchboard:channel` world, see `wit/`) decide what happens. The
+//! parts, from the socket inwards:
+//!
+//! - `server`: binds, loads plugins, accepts connections, shuts down;
+//! - `http`: 404 / 426 / the plugin API, and the WebSocket upgrade;
+//! - `routes`: route patterns with `:param` segments and the route table;
+//! - `websocket`: one connection's task: frames in to the plugin, frames out
+//!   from its bounded queue, batched;
+//! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
+//! - `channel`: a plugin's connections, rooms and key-value store;
+//! - `registry`: the loaded plugins and the route table leading to them;
+//! - `runtime`: wasmtime: compiling, instantiating and calling plugins, and
+//!   the host functions they call.
+//!
+//! The public API is what the binary and the tests need: [`Config`] and
+//! [`Server`].
+
+mod channel;
+mod config;
+mod http;
+mod peer;
+mod registry;
+mod routes;
+mod runtime;
+mod server;
+mod websocket;
+
+pub use config::{Config, ConfigError};
+pub use registry::PluginError;
+pub use routes::{RouteError, RoutePattern, RouteTable};
+pub use runtime::LoadError;
+pub use server::Server;

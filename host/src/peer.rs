@@ -1,0 +1,107 @@
+//! A live WebSocket connection as the rest of the host sees it: a bounded
+//! queue of outgoing frames, a way to drop it, and its metadata.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Host-wide connection id; plugins name connections by it.
+pub(crate) type ConnId = u64;
+
+/// Close code for a client whose send queue overflowed.
+pub(crate) const CLOSE_TOO_SLOW: u16 = 1008;
+
+/// The shared half of a connection. The socket itself stays with the
+/// connection's task (`websocket.rs`); everyone else talks to it through this.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// What plugins call this connection.
+    pub(crate) id: ConnId,
+    /// Frames for the client. Bounded, so that a client that does not read
+    /// cannot make the server's memory grow: when it is full the client is
+    /// dropped instead.
+    outbox: mpsc::Sender<Message>,
+    /// Set when the host drops the connection without waiting for the queue
+    /// (it is full, or the server shuts down); the connection task watches it.
+    abort: Mutex<Option<CloseFrame>>,
+    /// Wakes the connection task when `abort` is set.
+    aborted: Notify,
+    /// Strings a plugin attached to the connection (`set-meta`); kept here,
+    /// not in the plugin, so they survive a plugin reload.
+    meta: Mutex<HashMap<String, String>>,
+}
+
+impl Peer {
+    /// A peer and the receiving end of its queue, for the connection task.
+    pub(crate) fn new(id: ConnId, queue: usize) -> (Peer, mpsc::Receiver<Message>) {
+        let (outbox, inbox) = mpsc::channel(queue);
+        let peer = Peer {
+            id,
+            outbox,
+            abort: Mutex::new(None),
+            aborted: Notify::new(),
+            meta: Mutex::new(HashMap::new()),
+        };
+        (peer, inbox)
+    }
+
+    /// Queue a frame. Returns false when the connection is gone. A full queue
+    /// means the client does not keep up: it is dropped, and the frame too.
+    pub(crate) fn send(&self, frame: Message) -> bool {
+        match self.outbox.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = self.id, "send queue full, dropping slow client");
+                self.abort(CLOSE_TOO_SLOW, "client too slow");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Close after the frames already queued.
+    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
+        self.send(Message::Close(Some(close_frame(code, reason))))
+    }
+
+    /// Close now, dropping whatever is still queued.
+    pub(crate) fn abort(&self, code: u16, reason: &str) {
+        let mut abort = self.abort.lock();
+        if abort.is_none() {
+            *abort = Some(close_frame(code, reason));
+            self.aborted.notify_one();
+        }
+    }
+
+    /// Resolves once `abort` was called, with the close frame to send.
+    pub(crate) async fn aborted(&self) -> CloseFrame {
+        loop {
+            if let Some(frame) = self.abort.lock().clone() {
+                return frame;
+            }
+            self.aborted.notified().await;
+        }
+    }
+
+    pub(crate) fn set_meta(&self, key: String, value: String) {
+        self.meta.lock().insert(key, value);
+    }
+
+    pub(crate) fn meta(&self, key: &str) -> Option<String> {
+        self.meta.lock().get(key).cloned()
+    }
+}
+
+/// A close frame; the reason is cut to the 123 bytes a control frame allows,
+/// on a character boundary.
+pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() }
+}

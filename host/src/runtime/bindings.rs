@@ -1,0 +1,11 @@
+//! The generated host bindings for the `channel` world: the one `bindgen!` of the host.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "channel",
+});
+
+pub(crate) use switchboard::channel::host::Host as HostImports;
+pub(crate) use switchboard::channel::types::{
+    HostError, LogLevel,
+};

@@ -1,0 +1,184 @@
+//! The host side of the `host` interface: what a plugin's calls do.
+//!
+//! Every call acts on the calling plugin's own [`Channel`] only, so a plugin
+//! cannot touch another plugin's connections, rooms or store. Arguments a
+//! plugin controls are checked and refused with a `host-error`; nothing here
+//! panics or traps on a plugin's input.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Message;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{HostError, HostImports, LogLevel, Payload, switchboard};
+use crate::channel::{CallError, Channel, MAX_META_VALUE_LEN, check_name};
+use crate::peer::ConnId;
+
+/// Largest message a plugin may send in one call, in bytes.
+const MAX_PAYLOAD_LEN: usize = 16 << 20;
+/// Largest log record a plugin may write, in bytes; longer ones are cut.
+const MAX_LOG_LEN: usize = 8 * 1024;
+
+/// What a plugin's store holds: its channel, and an empty WASI context.
+pub(crate) struct HostState {
+    /// The plugin's connections, rooms and key-value store.
+    pub(crate) channel: Arc<Channel>,
+    /// WASI without files, network or environment: only clocks and randomness.
+    wasi: WasiCtx,
+    /// Resources handed to the guest by WASI (streams, pollables).
+    table: ResourceTable,
+    /// Caps the guest's memories and tables.
+    pub(crate) limits: wasmtime::StoreLimits,
+}
+
+impl HostState {
+    pub(crate) fn new(channel: Arc<Channel>, max_memory: usize) -> HostState {
+        HostState {
+            channel,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl From<CallError> for HostError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::UnknownConnection => HostError::UnknownConnection,
+            CallError::InvalidArgument(why) => HostError::InvalidArgument(why),
+        }
+    }
+}
+
+/// Turn a plugin's payload into a frame, checking its size.
+fn frame(payload: Payload) -> Result<Message, HostError> {
+    let len = match &payload {
+        Payload::Text(text) => text.len(),
+        Payload::Binary(bytes) => bytes.len(),
+    };
+    if len > MAX_PAYLOAD_LEN {
+        return Err(HostError::InvalidArgument(format!("message longer than {MAX_PAYLOAD_LEN} bytes")));
+    }
+    Ok(match payload {
+        Payload::Text(text) => Message::Text(text.into()),
+        Payload::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
+    })
+}
+
+impl switchboard::channel::types::Host for HostState {}
+
+impl HostImports for HostState {
+    fn send(&mut self, connection: ConnId, message: Payload) -> Result<(), HostError> {
+        let peer = self.channel.peer(connection)?;
+        peer.send(frame(message)?);
+        Ok(())
+    }
+
+    fn broadcast(&mut self, message: Payload, except: Option<ConnId>) -> u32 {
+        match frame(message) {
+            Ok(frame) => self.channel.broadcast(&frame, except),
+            Err(error) => self.refused("broadcast", &error),
+        }
+    }
+
+    fn join(&mut self, connection: ConnId, room: String) -> Result<(), HostError> {
+        Ok(self.channel.join(connection, &room)?)
+    }
+
+    fn leave(&mut self, connection: ConnId, room: String) -> Result<(), HostError> {
+        Ok(self.channel.leave(connection, &room)?)
+    }
+
+    fn publish(&mut self, room: String, message: Payload, except: Option<ConnId>) -> u32 {
+        match frame(message) {
+            Ok(frame) => self.channel.publish(&room, &frame, except),
+            Err(error) => self.refused("publish", &error),
+        }
+    }
+
+    fn room_members(&mut self, room: String) -> Vec<ConnId> {
+        self.channel.room_members(&room)
+    }
+
+    fn rooms_of(&mut self, connection: ConnId) -> Result<Vec<String>, HostError> {
+        Ok(self.channel.rooms_of(connection)?)
+    }
+
+    fn close(&mut self, connection: ConnId, code: u16, reason: String) -> Result<(), HostError> {
+        if !is_sendable_close_code(code) {
+            return Err(HostError::InvalidArgument(format!("{code} is not a close code a server may send")));
+        }
+        self.channel.peer(connection)?.close(code, &reason);
+        Ok(())
+    }
+
+    fn set_meta(&mut self, connection: ConnId, key: String, value: String) -> Result<(), HostError> {
+        check_name("key", &key)?;
+        if value.len() > MAX_META_VALUE_LEN {
+            return Err(HostError::InvalidArgument(format!("value longer than {MAX_META_VALUE_LEN} bytes")));
+        }
+        self.channel.peer(connection)?.set_meta(key, value);
+        Ok(())
+    }
+
+    fn get_meta(&mut self, connection: ConnId, key: String) -> Result<Option<String>, HostError> {
+        Ok(self.channel.peer(connection)?.meta(&key))
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.channel.kv_get(&key)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+        Ok(self.channel.kv_set(key, value)?)
+    }
+
+    fn kv_delete(&mut self, key: String) -> bool {
+        self.channel.kv_delete(&key)
+    }
+
+    fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        let mut record = message;
+        for (key, value) in fields {
+            record.push_str(&format!(" {key}={value:?}"));
+        }
+        if record.len() > MAX_LOG_LEN {
+            let mut end = MAX_LOG_LEN;
+            while !record.is_char_boundary(end) {
+                end -= 1;
+            }
+            record.truncate(end);
+            record.push('…');
+        }
+        let plugin = &*self.channel.name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{record}"),
+            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{record}"),
+            LogLevel::Info => tracing::info!(target: "plugin", plugin, "{record}"),
+            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{record}"),
+            LogLevel::Error => tracing::error!(target: "plugin", plugin, "{record}"),
+        }
+    }
+}
+
+impl HostState {
+    fn refused(&self, call: &str, error: &HostError) -> u32 {
+        tracing::warn!(plugin = &*self.channel.name, "{call} refused: {error:?}");
+        0
+    }
+}
+
+/// Codes a server may put in a close frame (RFC 6455 §7.4): the defined
+/// ones except those reserved for "no frame", and the application range.
+fn is_sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 1012..=1014 | 3000..=4999)
+}

@@ -1,0 +1,168 @@
+//! The server: load the plugins, accept TCP connections, shut down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::runtime::{Limits, Runtime};
+
+/// How long shutdown waits for connections to finish their closing handshake.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Each connection's read buffer. tungstenite's default (128 KiB, allocated
+/// up front) would cost over a gigabyte for 10k idle connections.
+const READ_BUFFER: usize = 4 * 1024;
+/// Queued outgoing bytes before a write goes to the socket; `feed` fills it,
+/// `flush` empties it.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// State shared by every connection's task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Arc<Registry>,
+    /// The next connection id; ids are never reused while the server runs.
+    next_connection: AtomicU64,
+    /// Open WebSocket connections, so shutdown knows when all are closed.
+    open_connections: AtomicUsize,
+    /// Signalled whenever a connection ends.
+    connection_ended: Notify,
+}
+
+impl Shared {
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(WRITE_BUFFER + self.config.max_message_size.max(16 << 20))
+            .max_message_size(Some(self.config.max_message_size))
+            .max_frame_size(Some(self.config.max_message_size))
+    }
+
+    /// Count a connection as open until the guard is dropped.
+    pub(crate) fn track_connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.open_connections.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard(Arc::clone(self))
+    }
+}
+
+/// Counts one open connection; see [`Shared::track_connection`].
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard(Arc<Shared>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+        self.0.connection_ended.notify_waiters();
+    }
+}
+
+/// A Switchboard server, bound and with its plugins loaded.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Load the plugins of `config.plugins` and bind `config.listen`. Files
+    /// that are not valid plugins are logged and skipped.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        config.validate()?;
+        let started = Instant::now();
+        let runtime = Runtime::new(Limits {
+            max_memory: 64 << 20,
+            callback_timeout: Duration::from_secs(1),
+        })?;
+        let registry = Arc::new(Registry::new(runtime));
+        let loaded = registry.load_dir(&config.plugins).await?;
+        tracing::info!(loaded, elapsed = ?started.elapsed(), folder = %config.plugins.display(), "plugins loaded");
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let shared = Arc::new(Shared {
+            config,
+            registry,
+            next_connection: AtomicU64::new(1),
+            open_connections: AtomicUsize::new(0),
+            connection_ended: Notify::new(),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    /// The address the server listens on (with the real port when the
+    /// configuration asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves, then close every connection with
+    /// 1001 and wait (a bounded time) for them to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { listener, shared } = self;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, remote)) => serve_http(stream, remote, Arc::clone(&shared)),
+                    // Out of file descriptors and the like: keep serving the
+                    // connections we have, try again shortly.
+                    Err(error) => {
+                        tracing::warn!("accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        close_all(&shared).await;
+        Ok(())
+    }
+}
+
+fn serve_http(stream: tokio::net::TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        let service = service_fn(move |request| crate::http::handle(request, Arc::clone(&shared), remote));
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+        if let Err(error) = connection.await {
+            tracing::debug!(%remote, "http connection ended: {error}");
+        }
+    });
+}
+
+/// Close every WebSocket connection with 1001 and wait until they are gone.
+async fn close_all(shared: &Shared) {
+    for plugin in shared.registry.plugins() {
+        for peer in plugin.channel.peers() {
+            peer.abort(1001, "server shutting down");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        let ended = shared.connection_ended.notified();
+        let open = shared.open_connections.load(Ordering::SeqCst);
+        if open == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            tracing::warn!(open, "shutdown: connections still open after the grace period");
+            break;
+        }
+    }
+}
