@@ -72,9 +72,7 @@ macro_rules! export {
                     static PLUGIN: ::std::cell::RefCell<::std::option::Option<$plugin>> =
                         const { ::std::cell::RefCell::new(::std::option::Option::None) };
                 }
-                PLUGIN.with_borrow_mut(|slot| {
-                    f(slot.get_or_insert_with(<$plugin as ::std::default::Default>::default))
-                })
+                PLUGIN.with_borrow_mut(|slot| f(slot.get_or_insert_with(<$plugin as ::std::default::Default>::default)))
             }
         }
 

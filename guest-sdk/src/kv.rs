@@ -34,7 +34,7 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Option<T> {
 
 /// Store `value` as JSON under `key`.
 pub fn set_json(key: &str, value: &impl Serialize) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|error| Error::InvalidArgument(format!("value is not JSON: {error}")))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|error| Error::InvalidArgument(format!("value is not JSON: {error}")))?;
     set(key, &bytes)
 }

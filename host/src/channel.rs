@@ -59,11 +59,7 @@ struct Member {
 
 impl Channel {
     pub(crate) fn new(name: &str) -> Channel {
-        Channel {
-            name: name.into(),
-            members: RwLock::new(Members::default()),
-            store: Mutex::new(HashMap::new()),
-        }
+        Channel { name: name.into(), members: RwLock::new(Members::default()), store: Mutex::new(HashMap::new()) }
     }
 
     /// A new connection joins the channel (in no room yet).
@@ -92,12 +88,7 @@ impl Channel {
     }
 
     pub(crate) fn peer(&self, conn: ConnId) -> Result<Arc<Peer>, CallError> {
-        self.members
-            .read()
-            .peers
-            .get(&conn)
-            .map(|member| Arc::clone(&member.peer))
-            .ok_or(CallError::UnknownConnection)
+        self.members.read().peers.get(&conn).map(|member| Arc::clone(&member.peer)).ok_or(CallError::UnknownConnection)
     }
 
     /// Every open connection, e.g. to close them all.
@@ -251,7 +242,10 @@ mod tests {
     fn limits_are_enforced() {
         let (channel, _inboxes) = channel_with(&[1]);
         assert!(matches!(channel.join(1, ""), Err(CallError::InvalidArgument(_))));
-        assert!(matches!(channel.kv_set("k".into(), vec![0; MAX_KV_VALUE_LEN + 1]), Err(CallError::InvalidArgument(_))));
+        assert!(matches!(
+            channel.kv_set("k".into(), vec![0; MAX_KV_VALUE_LEN + 1]),
+            Err(CallError::InvalidArgument(_))
+        ));
         channel.kv_set("k".into(), b"v".to_vec()).unwrap();
         assert_eq!(channel.kv_get("k"), Some(b"v".to_vec()));
         assert!(channel.kv_delete("k"));

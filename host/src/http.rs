@@ -77,8 +77,9 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(shared.websocket_config()))
-            .await;
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(shared.websocket_config()))
+                .await;
         let (peer, outbox) = Peer::new(shared.next_connection_id(), shared.config.send_queue);
         let _tracked = shared.track_connection();
         crate::websocket::run(ws, Arc::new(peer), outbox, plugin.handle.clone(), connect).await;

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use switchboard::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
+mod connect;
+
 #[derive(Debug, Parser)]
 #[command(version, about = "A WebSocket channel server whose channels are WebAssembly plugins")]
 struct Cli {
@@ -18,6 +20,11 @@ struct Cli {
 enum Command {
     /// Load the plugins and serve WebSocket channels.
     Serve(ServeArgs),
+    /// A small WebSocket client: sends each line of stdin, prints what arrives.
+    Connect {
+        /// e.g. ws://127.0.0.1:4000/chat/lobby
+        url: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Connect { url } => runtime.block_on(connect::run(&url)),
     }
 }
 

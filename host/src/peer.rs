@@ -39,13 +39,8 @@ impl Peer {
     /// A peer and the receiving end of its queue, for the connection task.
     pub(crate) fn new(id: ConnId, queue: usize) -> (Peer, mpsc::Receiver<Message>) {
         let (outbox, inbox) = mpsc::channel(queue);
-        let peer = Peer {
-            id,
-            outbox,
-            abort: Mutex::new(None),
-            aborted: Notify::new(),
-            meta: Mutex::new(HashMap::new()),
-        };
+        let peer =
+            Peer { id, outbox, abort: Mutex::new(None), aborted: Notify::new(), meta: Mutex::new(HashMap::new()) };
         (peer, inbox)
     }
 

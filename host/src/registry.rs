@@ -139,12 +139,8 @@ impl Registry {
         if let Some(other) = plugins.get(&name) {
             return Err(PluginError::NameTaken { name, other: other.file.clone() });
         }
-        let patterns = compiled
-            .info
-            .routes
-            .iter()
-            .map(|route| RoutePattern::parse(route))
-            .collect::<Result<Vec<_>, _>>()?;
+        let patterns =
+            compiled.info.routes.iter().map(|route| RoutePattern::parse(route)).collect::<Result<Vec<_>, _>>()?;
         let current = self.routes.load();
         for pattern in &patterns {
             current.check(pattern, &name)?;
@@ -153,13 +149,8 @@ impl Registry {
         let info = compiled.info.clone();
         let handle = crate::runtime::spawn(compiled, Arc::clone(&channel))
             .map_err(|error| PluginError::Start(format!("{error:#}")))?;
-        let plugin = Arc::new(LoadedPlugin {
-            info,
-            file: file.to_owned(),
-            loaded_at: SystemTime::now(),
-            channel,
-            handle,
-        });
+        let plugin =
+            Arc::new(LoadedPlugin { info, file: file.to_owned(), loaded_at: SystemTime::now(), channel, handle });
         let mut table = current.without(&name);
         for pattern in patterns {
             table.insert(pattern, &name, Arc::clone(&plugin))?;

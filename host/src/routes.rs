@@ -59,10 +59,7 @@ impl RoutePattern {
                 Some("") => return Err(RouteError::UnnamedParam(pattern.to_owned())),
                 Some(name) => {
                     if segments.contains(&Segment::Param(name.to_owned())) {
-                        return Err(RouteError::DuplicateParam {
-                            pattern: pattern.to_owned(),
-                            name: name.to_owned(),
-                        });
+                        return Err(RouteError::DuplicateParam { pattern: pattern.to_owned(), name: name.to_owned() });
                     }
                     Segment::Param(name.to_owned())
                 }

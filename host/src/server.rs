@@ -85,10 +85,7 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         config.validate()?;
         let started = Instant::now();
-        let runtime = Runtime::new(Limits {
-            max_memory: 64 << 20,
-            callback_timeout: Duration::from_secs(1),
-        })?;
+        let runtime = Runtime::new(Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) })?;
         let registry = Arc::new(Registry::new(runtime));
         let loaded = registry.load_dir(&config.plugins).await?;
         tracing::info!(loaded, elapsed = ?started.elapsed(), folder = %config.plugins.display(), "plugins loaded");

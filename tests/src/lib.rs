@@ -1,1 +1,221 @@
+//! Test support: a real Switchboard server on `127.0.0.1:0` with real
+//! compiled plugins, and a WebSocket client that waits for events with a
+//! timeout instead of sleeping.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use switchboard::{Config, Server};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Where the plugins built by `build.rs` are.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
+/// How long a test waits for an expected event before it fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Send test logs to the test's output (shown for failing tests).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A server running in this process on a free port, with its own plugins folder.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its plugins folder (deleted when the server is dropped).
+    pub plugins: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Start a server whose plugins folder holds copies of `plugins`
+    /// (paths from [`plugins`]).
+    pub async fn start(plugins: &[&str]) -> anyhow::Result<TestServer> {
+        TestServer::start_with(plugins, Config::default()).await
+    }
+
+    /// Like [`TestServer::start`], with settings; `listen` and `plugins` are
+    /// replaced.
+    pub async fn start_with(plugins: &[&str], mut config: Config) -> anyhow::Result<TestServer> {
+        init_logs();
+        let folder = tempfile::tempdir()?;
+        for plugin in plugins {
+            copy_plugin(plugin, folder.path())?;
+        }
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.plugins = folder.path().to_owned();
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(TestServer { addr, plugins: folder, stop: Some(stop), task: Some(task) })
+    }
+
+    /// `ws://ADDR/PATH`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Open a WebSocket connection to `path`.
+    pub async fn connect(&self, path: &str) -> anyhow::Result<Client> {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(self.url(path)))
+            .await
+            .context("timed out connecting")?
+            .with_context(|| format!("connecting to {path}"))?;
+        Ok(Client { ws })
+    }
+
+    /// A plain HTTP/1.1 GET: the status code and the body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await??;
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").context("no end of headers")?;
+        let status = head.split(' ').nth(1).context("no status")?.parse()?;
+        Ok((status, body.to_owned()))
+    }
+
+    /// `GET /api/plugins`, parsed.
+    pub async fn plugins_api(&self) -> anyhow::Result<Value> {
+        let (status, body) = self.get("/api/plugins").await?;
+        anyhow::ensure!(status == 200, "GET /api/plugins answered {status}: {body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Stop the server (closing every connection with 1001) and wait for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(TIMEOUT, task).await.context("server did not stop")??,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Copy a built plugin into a plugins folder, keeping its file name.
+pub fn copy_plugin(plugin: &str, folder: &Path) -> anyhow::Result<()> {
+    let source = Path::new(plugin);
+    let name = source.file_name().context("plugin path has no file name")?;
+    std::fs::copy(source, folder.join(name)).with_context(|| format!("copying {plugin}"))?;
+    Ok(())
+}
+
+/// A WebSocket client whose every wait has a timeout.
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Send a text frame.
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        Ok(self.ws.send(Message::text(text)).await?)
+    }
+
+    /// Send `value` as a JSON text frame.
+    pub async fn send_json(&mut self, value: &Value) -> anyhow::Result<()> {
+        self.send_text(&value.to_string()).await
+    }
+
+    /// Send a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        Ok(self.ws.send(Message::binary(bytes.to_vec())).await?)
+    }
+
+    /// The next text or binary message (control frames are skipped).
+    pub async fn recv(&mut self) -> anyhow::Result<Message> {
+        loop {
+            let next =
+                tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("timed out waiting for a message")?;
+            match next {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => return Ok(message),
+                Some(Ok(Message::Close(frame))) => bail!("connection closed while waiting for a message: {frame:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => bail!("websocket error while waiting for a message: {error}"),
+                None => bail!("connection ended while waiting for a message"),
+            }
+        }
+    }
+
+    /// The next message, which must be text.
+    pub async fn recv_text(&mut self) -> anyhow::Result<String> {
+        match self.recv().await? {
+            Message::Text(text) => Ok(text.as_str().to_owned()),
+            other => bail!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// The next message, which must be a JSON text.
+    pub async fn recv_json(&mut self) -> anyhow::Result<Value> {
+        let text = self.recv_text().await?;
+        serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
+    }
+
+    /// Skip messages until one whose `type` is `kind`; return it.
+    pub async fn recv_type(&mut self, kind: &str) -> anyhow::Result<Value> {
+        loop {
+            let message = self.recv_json().await?;
+            if message["type"] == kind {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Wait for the server's close frame (skipping messages before it);
+    /// returns its code and reason.
+    pub async fn expect_close(&mut self) -> anyhow::Result<(u16, String)> {
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("timed out waiting for close")?;
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => return Ok((u16::from(frame.code), frame.reason.to_string())),
+                Some(Ok(Message::Close(None))) => return Ok((u16::from(CloseCode::Status), String::new())),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => bail!("websocket error instead of a close frame: {error}"),
+                None => bail!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Close from the client side with 1000 and wait for the server's answer.
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.ws.close(None).await?;
+        while let Some(Ok(_)) = tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("close timed out")? {}
+        Ok(())
+    }
+}

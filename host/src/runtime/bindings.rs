@@ -6,6 +6,4 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use switchboard::channel::host::Host as HostImports;
-pub(crate) use switchboard::channel::types::{
-    HostError, LogLevel,
-};
+pub(crate) use switchboard::channel::types::{HostError, LogLevel};

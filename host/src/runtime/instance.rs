@@ -47,13 +47,10 @@ pub(super) fn describe(compiled: &Compiled) -> Result<PluginInfo, LoadError> {
         .exports
         .call_describe(&mut instance.store)
         .map_err(|error| LoadError::Start(format!("describe: {error:#}")))?;
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid_name =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_name {
-        return Err(LoadError::Describe(format!(
-            "name {name:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'"
-        )));
+        return Err(LoadError::Describe(format!("name {name:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'")));
     }
     if routes.is_empty() {
         return Err(LoadError::Describe(format!("plugin `{name}` declares no routes")));

@@ -22,7 +22,6 @@ use wasmtime::{Engine, EngineWeak};
 pub(crate) use actor::{ConnectRequest, PluginHandle, spawn};
 pub(crate) use host_api::HostState;
 
-
 /// How often the engine's epoch advances; the granularity of callback deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -45,7 +44,7 @@ pub enum LoadError {
 }
 
 /// What a plugin says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PluginInfo {
     pub(crate) name: String,
     pub(crate) version: String,
@@ -103,8 +102,7 @@ impl Runtime {
     /// Compile, link and describe a plugin. CPU-heavy (tens of
     /// milliseconds): call it off the async runtime's worker threads.
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
+        let component = Component::new(&self.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -113,12 +111,6 @@ impl Runtime {
         let mut compiled = Compiled { pre, limits: self.limits, info: PluginInfo::default() };
         compiled.info = instance::describe(&compiled)?;
         Ok(compiled)
-    }
-}
-
-impl Default for PluginInfo {
-    fn default() -> Self {
-        PluginInfo { name: String::new(), version: String::new(), routes: Vec::new() }
     }
 }
 

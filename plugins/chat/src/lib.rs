@@ -5,9 +5,7 @@
 //! Server → client: `connected`, `users`, `message`, `typing`, `pong`, `error`.
 
 use serde_json::json;
-use switchboard_sdk::{
-    BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, now_rfc3339,
-};
+use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, now_rfc3339};
 
 #[derive(Default)]
 struct Chat;

@@ -1,0 +1,138 @@
+use serde_json::json;
+use switchboard_tests::{Client, TestServer, plugins};
+
+/// Connect to a chat room and read the `connected` greeting.
+async fn join(server: &TestServer, room: &str) -> anyhow::Result<Client> {
+    let mut client = server.connect(&format!("/chat/{room}")).await?;
+    let connected = client.recv_type("connected").await?;
+    assert_eq!(connected["room"], room);
+    Ok(client)
+}
+
+/// Wait for the room's user count to reach `count`.
+async fn wait_for_count(client: &mut Client, count: u64) -> anyhow::Result<()> {
+    loop {
+        let users = client.recv_type("users").await?;
+        if users["count"] == count {
+            return Ok(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_greets_and_counts_users_on_join_and_leave() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut alice = server.connect("/chat/lobby").await?;
+    let connected = alice.recv_json().await?;
+    assert_eq!(connected["type"], "connected");
+    assert_eq!(connected["room"], "lobby");
+    assert!(connected["timestamp"].is_string());
+    assert_eq!(alice.recv_json().await?, json!({"type": "users", "room": "lobby", "count": 1}));
+
+    let mut bob = join(&server, "lobby").await?;
+    wait_for_count(&mut bob, 2).await?;
+    assert_eq!(alice.recv_json().await?, json!({"type": "users", "room": "lobby", "count": 2}));
+
+    bob.close().await?;
+    assert_eq!(alice.recv_json().await?, json!({"type": "users", "room": "lobby", "count": 1}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn messages_reach_the_whole_room_and_no_other() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut alice = join(&server, "a").await?;
+    let mut bob = join(&server, "a").await?;
+    let mut carol = join(&server, "b").await?;
+    wait_for_count(&mut alice, 2).await?;
+
+    alice.send_json(&json!({"type": "message", "user": "alice", "content": "hi room a"})).await?;
+    let received = bob.recv_type("message").await?;
+    assert_eq!((received["user"].as_str(), received["content"].as_str()), (Some("alice"), Some("hi room a")));
+    assert!(received["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+    // The sender gets its own message too.
+    assert_eq!(alice.recv_type("message").await?["content"], "hi room a");
+
+    // Room a's message was handled before carol's own, so had it leaked to
+    // room b it would arrive first.
+    carol.send_json(&json!({"type": "message", "user": "carol", "content": "hi room b"})).await?;
+    assert_eq!(carol.recv_type("message").await?["content"], "hi room b");
+    Ok(())
+}
+
+#[tokio::test]
+async fn typing_reaches_the_others_but_not_the_sender() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut alice = join(&server, "t").await?;
+    let mut bob = join(&server, "t").await?;
+    wait_for_count(&mut alice, 2).await?;
+
+    alice.send_json(&json!({"type": "typing", "user": "alice", "is_typing": true})).await?;
+    assert_eq!(bob.recv_type("typing").await?, json!({"type": "typing", "user": "alice", "is_typing": true}));
+    // Had alice received her own typing event, it would come before the pong.
+    alice.send_json(&json!({"type": "ping"})).await?;
+    let next = alice.recv_json().await?;
+    assert_eq!(next["type"], "pong", "the sender got {next}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_messages_get_error_replies_and_the_plugin_carries_on() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut client = join(&server, "errors").await?;
+    let cases = [
+        ("not json", "Invalid JSON"),
+        ("[1,2]", "Invalid JSON"),
+        (r#"{"type":"dance"}"#, "Unknown message type"),
+        (r#"{"user":"x"}"#, "Unknown message type"),
+        (r#"{"type":"message","user":"x"}"#, "Missing field: content"),
+        (r#"{"type":"message","content":"x"}"#, "Missing field: user"),
+        (r#"{"type":"message","user":7,"content":"x"}"#, "Invalid field: user must be a string"),
+        (r#"{"type":"typing","user":"x","is_typing":"yes"}"#, "Invalid field: is_typing must be a boolean"),
+    ];
+    for (sent, expected) in cases {
+        client.send_text(sent).await?;
+        assert_eq!(client.recv_type("error").await?, json!({"type": "error", "message": expected}), "reply to {sent}");
+    }
+    client.send_binary(&[0xff, 0x00]).await?;
+    assert_eq!(client.recv_type("error").await?["message"], "Invalid JSON");
+    client.send_json(&json!({"type": "ping"})).await?;
+    assert_eq!(client.recv_json().await?["type"], "pong");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_hundred_clients_each_receive_every_message_in_order() -> anyhow::Result<()> {
+    const CLIENTS: usize = 200;
+    const MESSAGES: usize = 50;
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(join(&server, "crowd").await?);
+    }
+    // Everyone has seen the room complete before the messages start.
+    for client in &mut clients {
+        wait_for_count(client, CLIENTS as u64).await?;
+    }
+    let mut sender = clients.remove(0);
+    for i in 0..MESSAGES {
+        sender.send_json(&json!({"type": "message", "user": "sender", "content": i.to_string()})).await?;
+    }
+    clients.push(sender);
+    let readers = clients.into_iter().map(|mut client| {
+        tokio::spawn(async move {
+            for i in 0..MESSAGES {
+                let message = client.recv_type("message").await?;
+                anyhow::ensure!(
+                    message["content"].as_str() == Some(i.to_string().as_str()),
+                    "expected {i}, got {message}"
+                );
+            }
+            anyhow::Ok(())
+        })
+    });
+    for reader in futures_util::future::join_all(readers).await {
+        reader??;
+    }
+    Ok(())
+}

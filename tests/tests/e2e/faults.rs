@@ -1,0 +1,48 @@
+use switchboard_tests::{TestServer, plugins};
+
+#[tokio::test]
+async fn a_trap_closes_that_connection_with_1011_and_nothing_else() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE, plugins::ECHO]).await?;
+    let mut victim = server.connect("/probe/victim").await?;
+    let mut bystander = server.connect("/probe/bystander").await?;
+    let mut echo = server.connect("/echo").await?;
+    victim.recv_type("hello").await?;
+    bystander.recv_type("hello").await?;
+
+    bystander.send_text("count").await?;
+    assert_eq!(bystander.recv_text().await?, "1");
+    victim.send_text("panic").await?;
+    let (code, _) = victim.expect_close().await?;
+    assert_eq!(code, 1011);
+
+    // The same plugin serves on, from a fresh instance (its count restarted),
+    // on the connection it already had and on new ones.
+    bystander.send_text("count").await?;
+    assert_eq!(bystander.recv_text().await?, "1");
+    let mut newcomer = server.connect("/probe/new").await?;
+    newcomer.recv_type("hello").await?;
+    newcomer.send_text("still here?").await?;
+    assert_eq!(newcomer.recv_text().await?, "still here?");
+    // Other plugins never noticed.
+    echo.send_text("fine").await?;
+    assert_eq!(echo.recv_text().await?, "fine");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plugin_stuck_in_a_loop_is_interrupted_and_restarted() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE, plugins::ECHO]).await?;
+    let mut stuck = server.connect("/probe/stuck").await?;
+    let mut echo = server.connect("/echo").await?;
+    stuck.recv_type("hello").await?;
+    stuck.send_text("spin").await?;
+    // While the probe spins, other plugins answer.
+    echo.send_text("meanwhile").await?;
+    assert_eq!(echo.recv_text().await?, "meanwhile");
+    assert_eq!(stuck.expect_close().await?.0, 1011);
+    let mut after = server.connect("/probe/after").await?;
+    after.recv_type("hello").await?;
+    after.send_text("ok").await?;
+    assert_eq!(after.recv_text().await?, "ok");
+    Ok(())
+}
