@@ -5,5 +5,5 @@ wasmtime::component::bindgen!({
     world: "channel",
 });
 
-pub(crate) use switchboard::channel::host::Host as HostImports;
-pub(crate) use switchboard::channel::types::{HostError, LogLevel};
+pub(crate) use self::switchboard::channel::host::Host as HostImports;
+pub(crate) use self::switchboard::channel::types::{HostError, LogLevel};
