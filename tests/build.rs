@@ -10,12 +10,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (constant name, package, crate name as it appears in the `.wasm` file name)
+/// (constant name, package)
 const PLUGINS: &[(&str, &str)] = &[
     ("ECHO", "switchboard-plugin-echo"),
     ("CHAT", "switchboard-plugin-chat"),
     ("PROBE", "switchboard-test-plugin-probe"),
     ("RIVAL", "switchboard-test-plugin-rival"),
+    ("PREFIX_V1", "switchboard-test-plugin-prefix-v1"),
+    ("PREFIX_V2", "switchboard-test-plugin-prefix-v2"),
 ];
 
 /// Variables of the outer build that must not leak into the plugin build

@@ -205,7 +205,7 @@ mod tests {
         let channel = Channel::new("test");
         let mut inboxes = Vec::new();
         for id in ids {
-            let (peer, inbox) = Peer::new(*id, 8);
+            let (peer, inbox) = Peer::new(*id, "/test", 8);
             channel.add(Arc::new(peer));
             inboxes.push(inbox);
         }

@@ -38,6 +38,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder whose `*.wasm` files are loaded as plugins.
     pub plugins: PathBuf,
+    /// Reload plugins when their files change (hot reload).
+    pub watch: bool,
     /// Largest WebSocket message a client may send, in bytes; larger ones
     /// close the connection with 1009.
     pub max_message_size: usize,
@@ -51,6 +53,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             plugins: PathBuf::from("plugins"),
+            watch: true,
             max_message_size: 1 << 20,
             send_queue: 1024,
         }

@@ -69,6 +69,7 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let plugin = routed.plugin;
+    let route = connect.route.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -80,7 +81,7 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(shared.websocket_config()))
                 .await;
-        let (peer, outbox) = Peer::new(shared.next_connection_id(), shared.config.send_queue);
+        let (peer, outbox) = Peer::new(shared.next_connection_id(), &route, shared.config.send_queue);
         let _tracked = shared.track_connection();
         crate::websocket::run(ws, Arc::new(peer), outbox, plugin.handle.clone(), connect).await;
     });

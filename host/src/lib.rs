@@ -13,6 +13,8 @@
 //! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
 //! - `channel`: a plugin's connections, rooms and key-value store;
 //! - `registry`: the loaded plugins and the route table leading to them;
+//!   loading, replacing (hot reload) and unloading them;
+//! - `watcher`: watches the plugins folder and hands changes to the registry;
 //! - `runtime`: wasmtime: compiling, instantiating and calling plugins, and
 //!   the host functions they call.
 //!
@@ -27,6 +29,7 @@ mod registry;
 mod routes;
 mod runtime;
 mod server;
+mod watcher;
 mod websocket;
 
 pub use config::{Config, ConfigError};

@@ -2,6 +2,7 @@
 //! queue of outgoing frames, a way to drop it, and its metadata.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
@@ -21,6 +22,9 @@ pub(crate) const CLOSE_TOO_SLOW: u16 = 1008;
 pub(crate) struct Peer {
     /// What plugins call this connection.
     pub(crate) id: ConnId,
+    /// The route pattern it connected on: when a new version of its plugin
+    /// drops the route, the connection is closed.
+    pub(crate) route: Arc<str>,
     /// Frames for the client. Bounded, so that a client that does not read
     /// cannot make the server's memory grow: when it is full the client is
     /// dropped instead.
@@ -37,10 +41,16 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// A peer and the receiving end of its queue, for the connection task.
-    pub(crate) fn new(id: ConnId, queue: usize) -> (Peer, mpsc::Receiver<Message>) {
+    pub(crate) fn new(id: ConnId, route: &str, queue: usize) -> (Peer, mpsc::Receiver<Message>) {
         let (outbox, inbox) = mpsc::channel(queue);
-        let peer =
-            Peer { id, outbox, abort: Mutex::new(None), aborted: Notify::new(), meta: Mutex::new(HashMap::new()) };
+        let peer = Peer {
+            id,
+            route: route.into(),
+            outbox,
+            abort: Mutex::new(None),
+            aborted: Notify::new(),
+            meta: Mutex::new(HashMap::new()),
+        };
         (peer, inbox)
     }
 

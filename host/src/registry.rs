@@ -1,6 +1,8 @@
-//! The loaded plugins and the route table that leads to them.
+//! The loaded plugins, the route table that leads to them, and how they
+//! change: load, replace (hot reload) and unload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -8,10 +10,14 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::channel::Channel;
 use crate::routes::{RouteError, RoutePattern, RouteTable};
 use crate::runtime::{Compiled, LoadError, PluginHandle, PluginInfo, Runtime};
+
+/// Close code and reason for connections whose plugin or route went away.
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// Why a plugin file was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -33,22 +39,36 @@ pub enum PluginError {
     /// A route is malformed or served by another plugin.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// The plugin could not be started.
+    /// The plugin could not be started, or the new version refused to take over.
     #[error("cannot start: {0}")]
     Start(String),
 }
 
-/// A plugin that serves routes.
+/// A plugin that serves routes. Replaced by a new value (same channel, same
+/// thread) on every reload.
 #[derive(Debug)]
 pub(crate) struct LoadedPlugin {
     pub(crate) info: PluginInfo,
     /// The file it was loaded from, for the API and logs.
     pub(crate) file: PathBuf,
+    /// Hash of the file's bytes: a write that does not change them is no reload.
+    pub(crate) sha256: String,
     pub(crate) loaded_at: SystemTime,
     /// Its connections, rooms and store.
     pub(crate) channel: Arc<Channel>,
     /// The queue into its thread.
     pub(crate) handle: PluginHandle,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Loaded {
+    /// A plugin that was not loaded before now serves.
+    New { name: String, version: String },
+    /// A new version replaced the running one.
+    Replaced { name: String, from: String, to: String },
+    /// The file's bytes are those already loaded.
+    Unchanged,
 }
 
 /// A route lookup's result: who serves the path, and how it matched.
@@ -63,13 +83,19 @@ pub(crate) struct Routed {
 #[derive(Debug)]
 pub(crate) struct Registry {
     runtime: Runtime,
-    /// Read on every upgrade request, replaced whole when plugins change, so
-    /// lookups never wait for a load.
+    /// Read on every upgrade request and replaced whole when plugins change,
+    /// so lookups never wait for a load.
     routes: ArcSwap<RouteTable<Arc<LoadedPlugin>>>,
-    /// Plugins by name; also serialises changes to `routes`.
+    /// Plugins by name.
     plugins: Mutex<BTreeMap<String, Arc<LoadedPlugin>>>,
-    /// Files that failed to load, and why; shown by the API.
+    /// Channels by plugin name, kept after an unload so that a plugin that
+    /// comes back finds its key-value store.
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    /// Files whose last load failed, and why; shown by the API.
     failures: Mutex<BTreeMap<PathBuf, String>>,
+    /// Serialises changes (load, replace, unload): each spans an await on
+    /// the plugin's thread, and two must not interleave.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -78,20 +104,27 @@ impl Registry {
             runtime,
             routes: ArcSwap::from_pointee(RouteTable::default()),
             plugins: Mutex::new(BTreeMap::new()),
+            channels: Mutex::new(HashMap::new()),
             failures: Mutex::new(BTreeMap::new()),
+            changing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Load every `*.wasm` file of `dir`, in name order. Files are compiled
-    /// in parallel on blocking threads; a file that fails is logged and
-    /// skipped. Returns how many plugins loaded.
-    pub(crate) async fn load_dir(self: &Arc<Self>, dir: &Path) -> anyhow::Result<usize> {
+    /// Make the loaded plugins match the `*.wasm` files of `dir`: load new
+    /// and changed files (compiled in parallel, applied in name order), and
+    /// unload plugins whose file is gone. Failures are logged and recorded.
+    pub(crate) async fn sync_dir(self: &Arc<Self>, dir: &Path, since: Instant) -> anyhow::Result<usize> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|error| anyhow::anyhow!("cannot read plugins folder {}: {error}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .filter(|path| is_plugin_file(path))
             .collect();
         files.sort();
+        for plugin in self.plugins() {
+            if !files.contains(&plugin.file) {
+                self.unload_file(&plugin.file).await;
+            }
+        }
         let compiling: Vec<_> = files
             .into_iter()
             .map(|file| {
@@ -103,67 +136,155 @@ impl Registry {
         let mut loaded = 0;
         for (file, compiled) in compiling {
             let outcome = match compiled.await {
-                Ok(Ok(compiled)) => self.install(&file, compiled),
+                Ok(Ok(Some((sha256, compiled)))) => self.apply(&file, sha256, compiled, since).await,
+                Ok(Ok(None)) => Ok(Loaded::Unchanged),
                 Ok(Err(error)) => Err(error),
                 Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
             };
-            match outcome {
-                Ok(plugin) => {
-                    loaded += 1;
-                    tracing::info!(
-                        plugin = plugin.info.name,
-                        version = plugin.info.version,
-                        routes = ?plugin.info.routes,
-                        file = %file.display(),
-                        "plugin loaded"
-                    );
-                }
-                Err(error) => self.record_failure(&file, &error),
-            }
+            loaded += usize::from(outcome.is_ok());
+            self.report(&file, outcome, since);
         }
         Ok(loaded)
     }
 
-    fn compile_file(&self, file: &Path) -> Result<Compiled, PluginError> {
-        let started = Instant::now();
-        let bytes = std::fs::read(file)?;
-        let compiled = self.runtime.compile(&bytes)?;
-        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
-        Ok(compiled)
+    /// Load, replace or unload the plugin of one file, after it changed.
+    pub(crate) async fn file_changed(self: &Arc<Self>, file: &Path, since: Instant) {
+        if !file.exists() {
+            self.unload_file(file).await;
+            self.failures.lock().remove(file);
+            return;
+        }
+        let registry = Arc::clone(self);
+        let path = file.to_owned();
+        let outcome = match tokio::task::spawn_blocking(move || registry.compile_file(&path)).await {
+            Ok(Ok(Some((sha256, compiled)))) => self.apply(file, sha256, compiled, since).await,
+            Ok(Ok(None)) => Ok(Loaded::Unchanged),
+            Ok(Err(error)) => Err(error),
+            Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
+        };
+        self.report(file, outcome, since);
     }
 
-    /// Make a compiled plugin serve its routes.
-    fn install(&self, file: &Path, compiled: Compiled) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let mut plugins = self.plugins.lock();
-        let name = compiled.info.name.clone();
-        if let Some(other) = plugins.get(&name) {
+    fn report(&self, file: &Path, outcome: Result<Loaded, PluginError>, since: Instant) {
+        let elapsed = since.elapsed();
+        match outcome {
+            Ok(Loaded::New { name, version }) => {
+                let routes = self.plugins.lock().get(&name).map(|plugin| plugin.info.routes.clone());
+                tracing::info!(plugin = name, version, ?routes, file = %file.display(), ?elapsed, "plugin loaded");
+            }
+            Ok(Loaded::Replaced { name, from, to }) => {
+                tracing::info!(plugin = name, file = %file.display(), ?elapsed, "plugin reloaded: {from} → {to}");
+            }
+            Ok(Loaded::Unchanged) => {
+                tracing::debug!(file = %file.display(), "plugin file unchanged");
+            }
+            Err(error) => {
+                tracing::error!(file = %file.display(), "plugin not loaded: {error}");
+                self.failures.lock().insert(file.to_owned(), error.to_string());
+                return;
+            }
+        }
+        self.failures.lock().remove(file);
+    }
+
+    /// Read and compile a file; `None` when its bytes are those already loaded.
+    fn compile_file(&self, file: &Path) -> Result<Option<(String, Compiled)>, PluginError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(file)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if self.plugins().iter().any(|plugin| plugin.file == file && plugin.sha256 == sha256) {
+            return Ok(None);
+        }
+        let compiled = self.runtime.compile(&bytes)?;
+        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
+        Ok(Some((sha256, compiled)))
+    }
+
+    /// Make a compiled plugin serve: start it, or hand it to the running
+    /// version of the same plugin, then switch the routes over.
+    async fn apply(
+        &self,
+        file: &Path,
+        sha256: String,
+        compiled: Compiled,
+        since: Instant,
+    ) -> Result<Loaded, PluginError> {
+        let _changing = self.changing.lock().await;
+        let info = compiled.info.clone();
+        let name = info.name.clone();
+        let previous = self.plugins().into_iter().find(|plugin| plugin.file == file);
+        if let Some(other) = self.plugins.lock().get(&name).filter(|other| other.file != file) {
             return Err(PluginError::NameTaken { name, other: other.file.clone() });
         }
-        let patterns =
-            compiled.info.routes.iter().map(|route| RoutePattern::parse(route)).collect::<Result<Vec<_>, _>>()?;
-        let current = self.routes.load();
-        for pattern in &patterns {
-            current.check(pattern, &name)?;
+        let patterns = info.routes.iter().map(|route| RoutePattern::parse(route)).collect::<Result<Vec<_>, _>>()?;
+        let mut table = self.routes.load().without(&name);
+        if let Some(previous) = &previous {
+            table = table.without(&previous.info.name);
         }
-        let channel = Arc::new(Channel::new(&name));
-        let info = compiled.info.clone();
-        let handle = crate::runtime::spawn(compiled, Arc::clone(&channel))
-            .map_err(|error| PluginError::Start(format!("{error:#}")))?;
-        let plugin =
-            Arc::new(LoadedPlugin { info, file: file.to_owned(), loaded_at: SystemTime::now(), channel, handle });
-        let mut table = current.without(&name);
+        for pattern in &patterns {
+            table.check(pattern, &name)?;
+        }
+
+        let (handle, outcome) = match previous.as_ref().filter(|previous| previous.info.name == name) {
+            Some(previous) => {
+                previous.handle.reload(compiled).await.map_err(PluginError::Start)?;
+                let from = previous.info.version.clone();
+                (previous.handle.clone(), Loaded::Replaced { name: name.clone(), from, to: info.version.clone() })
+            }
+            None => {
+                if let Some(previous) = &previous {
+                    // The file now holds another plugin: the old one goes.
+                    self.unload_plugin(previous, "plugin replaced");
+                }
+                let handle = crate::runtime::spawn(compiled, self.channel(&name))
+                    .map_err(|error| PluginError::Start(format!("{error:#}")))?;
+                (handle, Loaded::New { name: name.clone(), version: info.version.clone() })
+            }
+        };
+        let plugin = Arc::new(LoadedPlugin {
+            info,
+            file: file.to_owned(),
+            sha256,
+            loaded_at: SystemTime::now(),
+            channel: self.channel(&name),
+            handle,
+        });
         for pattern in patterns {
             table.insert(pattern, &name, Arc::clone(&plugin))?;
         }
         self.routes.store(Arc::new(table));
-        plugins.insert(name, Arc::clone(&plugin));
-        self.failures.lock().remove(file);
-        Ok(plugin)
+        self.plugins.lock().insert(name, Arc::clone(&plugin));
+        // Connections on routes the new version no longer serves.
+        for peer in plugin.channel.peers() {
+            if !plugin.info.routes.iter().any(|route| **route == *peer.route) {
+                peer.close(CLOSE_GOING_AWAY, "route removed");
+            }
+        }
+        tracing::debug!(plugin = plugin.info.name, elapsed = ?since.elapsed(), "routes switched");
+        Ok(outcome)
     }
 
-    fn record_failure(&self, file: &Path, error: &PluginError) {
-        tracing::error!(file = %file.display(), "plugin not loaded: {error}");
-        self.failures.lock().insert(file.to_owned(), error.to_string());
+    /// Unload the plugin loaded from `file`, if any.
+    pub(crate) async fn unload_file(&self, file: &Path) {
+        let _changing = self.changing.lock().await;
+        if let Some(plugin) = self.plugins().into_iter().find(|plugin| plugin.file == file) {
+            self.unload_plugin(&plugin, "plugin removed");
+            tracing::info!(plugin = plugin.info.name, file = %file.display(), "plugin unloaded");
+        }
+    }
+
+    /// Stop routing to a plugin and close its connections with 1001. Its
+    /// thread ends once the last connection has said goodbye.
+    fn unload_plugin(&self, plugin: &LoadedPlugin, reason: &str) {
+        self.routes.store(Arc::new(self.routes.load().without(&plugin.info.name)));
+        self.plugins.lock().remove(&plugin.info.name);
+        for peer in plugin.channel.peers() {
+            peer.close(CLOSE_GOING_AWAY, reason);
+        }
+    }
+
+    fn channel(&self, name: &str) -> Arc<Channel> {
+        Arc::clone(self.channels.lock().entry(name.to_owned()).or_insert_with(|| Arc::new(Channel::new(name))))
     }
 
     /// The plugin serving `path`, if any.
@@ -177,13 +298,14 @@ impl Registry {
         })
     }
 
-    /// Every loaded plugin.
+    /// Every loaded plugin, by name.
     pub(crate) fn plugins(&self) -> Vec<Arc<LoadedPlugin>> {
         self.plugins.lock().values().cloned().collect()
     }
 
     /// The state shown by `GET /api/plugins`.
     pub(crate) fn describe(&self) -> Value {
+        let failures = self.failures.lock().clone();
         let plugins: Vec<Value> = self
             .plugins()
             .iter()
@@ -193,15 +315,14 @@ impl Registry {
                     "version": plugin.info.version,
                     "routes": plugin.info.routes,
                     "file": plugin.file.display().to_string(),
+                    "sha256": plugin.sha256,
                     "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
                     "connections": plugin.channel.connection_count(),
-                    "last_error": self.failures.lock().get(&plugin.file),
+                    "last_error": failures.get(&plugin.file),
                 })
             })
             .collect();
-        let errors: Vec<Value> = self
-            .failures
-            .lock()
+        let errors: Vec<Value> = failures
             .iter()
             .map(|(file, error)| json!({ "file": file.display().to_string(), "error": error }))
             .collect();
@@ -209,8 +330,16 @@ impl Registry {
     }
 }
 
-/// `*.wasm`, and not a hidden or temporary file.
-fn is_plugin_file(path: &Path) -> bool {
+/// `*.wasm`, and not a hidden file (editors and our own scripts write
+/// `.name.wasm.tmp` files first and rename them into place).
+pub(crate) fn is_plugin_file(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|name| name.to_str()).is_none_or(|name| name.starts_with('.'));
-    !hidden && path.extension().is_some_and(|ext| ext == "wasm") && path.is_file()
+    !hidden && path.extension().is_some_and(|ext| ext == "wasm")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
 }

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::runtime::{Limits, Runtime};
+use crate::watcher::PluginWatcher;
 
 /// How long shutdown waits for connections to finish their closing handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -77,6 +78,8 @@ impl Drop for ConnectionGuard {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Keeps the plugins folder watched while the server lives.
+    watcher: Option<PluginWatcher>,
 }
 
 impl Server {
@@ -87,7 +90,12 @@ impl Server {
         let started = Instant::now();
         let runtime = Runtime::new(Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) })?;
         let registry = Arc::new(Registry::new(runtime));
-        let loaded = registry.load_dir(&config.plugins).await?;
+        // Watch before the first scan, so that no change falls between the two.
+        let watcher = match config.watch {
+            true => Some(PluginWatcher::start(&config.plugins, Arc::clone(&registry))?),
+            false => None,
+        };
+        let loaded = registry.sync_dir(&config.plugins, started).await?;
         tracing::info!(loaded, elapsed = ?started.elapsed(), folder = %config.plugins.display(), "plugins loaded");
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -98,7 +106,7 @@ impl Server {
             open_connections: AtomicUsize::new(0),
             connection_ended: Notify::new(),
         });
-        Ok(Server { listener, shared })
+        Ok(Server { listener, shared, watcher })
     }
 
     /// The address the server listens on (with the real port when the
@@ -110,7 +118,7 @@ impl Server {
     /// Serve until `shutdown` resolves, then close every connection with
     /// 1001 and wait (a bounded time) for them to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { listener, shared } = self;
+        let Server { listener, shared, watcher } = self;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -126,7 +134,7 @@ impl Server {
                 },
             }
         }
-        drop(listener);
+        drop((listener, watcher));
         close_all(&shared).await;
         Ok(())
     }

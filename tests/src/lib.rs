@@ -108,6 +108,24 @@ impl TestServer {
         Ok(serde_json::from_str(&body)?)
     }
 
+    /// Poll `GET /api/plugins` until `done` holds for it; fails after [`TIMEOUT`].
+    pub async fn wait_for_api(&self, what: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let api = self.plugins_api().await?;
+            if done(&api) {
+                return Ok(api);
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {api}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The plugin called `name` in `GET /api/plugins`, if loaded.
+    pub async fn plugin_state(&self, name: &str) -> anyhow::Result<Option<Value>> {
+        Ok(plugin_in(&self.plugins_api().await?, name).cloned())
+    }
+
     /// Stop the server (closing every connection with 1001) and wait for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -126,6 +144,38 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// The entry of plugin `name` in a `GET /api/plugins` answer.
+pub fn plugin_in<'a>(api: &'a Value, name: &str) -> Option<&'a Value> {
+    api["plugins"].as_array()?.iter().find(|plugin| plugin["name"] == name)
+}
+
+/// A copy of a component that behaves the same but has other bytes (a
+/// custom section holding `marker` is appended), so the server sees a new
+/// version.
+pub fn variant(wasm: &[u8], marker: u32) -> Vec<u8> {
+    fn leb128(mut value: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"switchboard-test-variant";
+    let mut section = Vec::new();
+    leb128(name.len(), &mut section);
+    section.extend_from_slice(name);
+    section.extend_from_slice(&marker.to_le_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0); // custom section id
+    leb128(section.len(), &mut out);
+    out.extend_from_slice(&section);
+    out
 }
 
 /// Copy a built plugin into a plugins folder, keeping its file name.
@@ -210,6 +260,11 @@ impl Client {
                 None => bail!("connection ended without a close frame"),
             }
         }
+    }
+
+    /// The raw WebSocket, to split into a sender and a receiver.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
     }
 
     /// Close from the client side with 1000 and wait for the server's answer.

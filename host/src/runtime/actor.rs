@@ -44,6 +44,7 @@ enum Event {
     Connect { peer: Arc<Peer>, request: ConnectRequest, reply: oneshot::Sender<Result<(), Rejection>> },
     Message { conn: ConnId, message: Message },
     Closed { conn: ConnId, code: u16, reason: String },
+    Reload { compiled: Box<Compiled>, reply: oneshot::Sender<Result<(), String>> },
 }
 
 /// The way to a running plugin. Cheap to clone; the plugin's thread ends
@@ -79,6 +80,18 @@ impl PluginHandle {
         // A plugin that is gone has forgotten its connections already.
         let _gone = self.events.send(Event::Closed { conn, code, reason }).await;
     }
+
+    /// Replace the running version with `compiled`, in queue order: events
+    /// queued before are handled by the old version, events after by the
+    /// new one. The old version's `snapshot` is handed to the new one's
+    /// `restore`. On `Err` (the new version failed to start or to restore)
+    /// the old version keeps serving.
+    pub(crate) async fn reload(&self, compiled: Compiled) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let gone = |_| "plugin is not running".to_owned();
+        self.events.send(Event::Reload { compiled: Box::new(compiled), reply }).await.map_err(gone)?;
+        answer.await.map_err(|_| "plugin is not running".to_owned())?
+    }
 }
 
 /// Start a plugin's thread with a first instance.
@@ -109,6 +122,9 @@ impl Actor {
                 }
                 Event::Message { conn, message } => self.message(conn, message),
                 Event::Closed { conn, code, reason } => self.closed(conn, code, reason),
+                Event::Reload { compiled, reply } => {
+                    let _gone = reply.send(self.reload(*compiled));
+                }
             }
         }
         tracing::debug!(plugin = &*self.channel.name, "plugin stopped");
@@ -155,6 +171,21 @@ impl Actor {
         let info = CloseInfo { connection: conn, code, reason, rooms };
         self.call("on-close", |exports, store| exports.call_on_close(store, &info));
         self.channel.remove(conn);
+    }
+
+    fn reload(&mut self, compiled: Compiled) -> Result<(), String> {
+        let mut fresh = Instance::new(&compiled, Arc::clone(&self.channel))
+            .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
+        // A snapshot that traps loses the in-memory state, not the reload.
+        let state = self.call("snapshot", |exports, store| exports.call_snapshot(store)).unwrap_or_default();
+        fresh.arm(&compiled);
+        fresh
+            .exports
+            .call_restore(&mut fresh.store, &state)
+            .map_err(|error| format!("restore trapped: {}", super::one_line(&error)))?;
+        self.compiled = compiled;
+        self.instance = Some(fresh);
+        Ok(())
     }
 
     /// Run one callback on the warm instance. A trap is logged with the

@@ -13,3 +13,5 @@ mod faults;
 mod http;
 /// Loading plugins: invalid files, route conflicts, the plugins API.
 mod loading;
+/// Hot reload: new versions, broken files, removed files, chat under reload.
+mod reload;

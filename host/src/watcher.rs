@@ -1,0 +1,118 @@
+//! Hot reload: watch the plugins folder and reload what changed.
+//!
+//! Editors and cargo write files in several steps (truncate + write, or
+//! write a temporary file + rename), so events are debounced: a file is
+//! looked at once it has been quiet for [`DEBOUNCE`]. A half-written file
+//! simply fails to compile; the old version keeps serving and the next
+//! event tries again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use crate::registry::{Registry, is_plugin_file};
+
+/// How long a file must be quiet before it is (re)loaded.
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What the watcher thread tells the reload task.
+enum Change {
+    /// Something happened to this plugin file.
+    File(PathBuf),
+    /// Events were lost (queue overflow): look at the whole folder again.
+    Rescan,
+}
+
+/// Watches the plugins folder while it lives.
+#[derive(Debug)]
+pub(crate) struct PluginWatcher {
+    /// Dropping it stops the OS watch and, through the channel, the task.
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl PluginWatcher {
+    /// Start watching `dir` (not recursively: plugins are files directly in it).
+    pub(crate) fn start(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<PluginWatcher> {
+        let (changes, queue) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if event.need_rescan() => {
+                let _ = changes.send(Change::Rescan);
+            }
+            Ok(event) if is_content_change(&event.kind) => {
+                for path in event.paths.into_iter().filter(|path| is_plugin_file(path)) {
+                    let _ = changes.send(Change::File(path));
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!("plugin folder watch error, rescanning: {error}");
+                let _ = changes.send(Change::Rescan);
+            }
+        })?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch plugins folder {}", dir.display()))?;
+        tokio::spawn(reload_loop(dir.to_owned(), registry, queue));
+        tracing::info!(folder = %dir.display(), "watching for plugin changes");
+        Ok(PluginWatcher { _watcher: watcher })
+    }
+}
+
+/// Creates, writes, renames and removes change what a folder serves;
+/// reads and metadata changes do not.
+fn is_content_change(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
+    }
+}
+
+async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: mpsc::UnboundedReceiver<Change>) {
+    // File → when its first event of the current burst arrived.
+    let mut pending: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut rescan: Option<Instant> = None;
+    while let Some(change) = queue.recv().await {
+        note(change, &mut pending, &mut rescan);
+        // Wait until the folder has been quiet for a debounce period.
+        loop {
+            match tokio::time::timeout(DEBOUNCE, queue.recv()).await {
+                Ok(Some(change)) => note(change, &mut pending, &mut rescan),
+                Ok(None) => return,
+                Err(_quiet) => break,
+            }
+        }
+        if let Some(since) = rescan.take() {
+            pending.clear();
+            if let Err(error) = registry.sync_dir(&dir, since).await {
+                tracing::error!("rescan failed: {error:#}");
+            }
+            continue;
+        }
+        let mut files: Vec<(PathBuf, Instant)> = pending.drain().collect();
+        files.sort();
+        for (file, since) in files {
+            registry.file_changed(&file, since).await;
+        }
+    }
+}
+
+fn note(change: Change, pending: &mut HashMap<PathBuf, Instant>, rescan: &mut Option<Instant>) {
+    let now = Instant::now();
+    match change {
+        Change::File(path) => {
+            pending.entry(path).or_insert(now);
+        }
+        Change::Rescan => {
+            rescan.get_or_insert(now);
+        }
+    }
+}
