@@ -1,6 +1,7 @@
 //! The `switchboard` command.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -8,6 +9,7 @@ use switchboard::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
 mod connect;
+mod dev;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A WebSocket channel server whose channels are WebAssembly plugins")]
@@ -20,6 +22,15 @@ struct Cli {
 enum Command {
     /// Load the plugins and serve WebSocket channels.
     Serve(ServeArgs),
+    /// The plugin author's loop: build the plugin crates, serve them, and
+    /// rebuild and hot-reload a plugin whenever its sources change.
+    Dev {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Folder whose sub-folders are plugin crates.
+        #[arg(long, default_value = "plugins")]
+        sources: PathBuf,
+    },
     /// A small WebSocket client: sends each line of stdin, prints what arrives.
     Connect {
         /// e.g. ws://127.0.0.1:4000/chat/lobby
@@ -40,7 +51,17 @@ struct ServeArgs {
     plugins: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -49,21 +70,41 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Dev { serve: args, sources } => runtime.block_on(dev(args, sources)),
         Command::Connect { url } => runtime.block_on(connect::run(&url)),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
+    run_server(args.config()?).await
+}
+
+async fn dev(args: ServeArgs, sources: PathBuf) -> anyhow::Result<()> {
+    let mut config = args.config()?;
+    config.watch = true;
+    dev::build_all(&sources, &config.plugins).await?;
+    let _sources = dev::watch_sources(&sources, &config.plugins)?;
+    run_server(config).await
+}
+
+impl ServeArgs {
+    /// The config file (or the defaults) with the flags applied.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(plugins) = &self.plugins {
+            config.plugins.clone_from(plugins);
+        }
+        Ok(config)
     }
-    if let Some(plugins) = args.plugins {
-        config.plugins = plugins;
-    }
+}
+
+async fn run_server(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
     let address = server.local_addr().context("cannot read the bound address")?;
     // The one line on stdout: scripts and tests wait for it to learn the port.

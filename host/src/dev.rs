@@ -1,0 +1,152 @@
+//! `switchboard dev`: the plugin author's loop in one command.
+//!
+//! It builds every plugin crate under the sources folder for
+//! `wasm32-wasip2`, puts the `.wasm` files into the plugins folder, serves
+//! them, and rebuilds a crate whenever one of its files changes; the
+//! server's own watcher then hot-reloads the new file. A failed build prints
+//! cargo's errors and leaves the running version alone.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use notify::{RecursiveMode, Watcher as _};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// Source edits come in bursts (save-all, formatters): wait for quiet.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The plugin crates: folders directly under `sources` with a `Cargo.toml`.
+pub(crate) fn plugin_crates(sources: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(sources)
+        .with_context(|| format!("cannot read plugin sources folder {}", sources.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .collect();
+    crates.sort();
+    Ok(crates)
+}
+
+/// Build one plugin crate and install its `.wasm` into `plugins` as
+/// `<folder name>.wasm` (written beside it, then renamed into place, so the
+/// server never sees half a file).
+pub(crate) async fn build_and_install(crate_dir: &Path, plugins: &Path) -> anyhow::Result<PathBuf> {
+    let started = Instant::now();
+    // cargo names crates by absolute manifest path in its messages.
+    let crate_dir =
+        &std::fs::canonicalize(crate_dir).with_context(|| format!("cannot find {}", crate_dir.display()))?;
+    let name = crate_dir.file_name().and_then(|name| name.to_str()).context("plugin folder has no name")?;
+    let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run cargo")?;
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut wasm = None;
+    while let Some(line) = lines.next_line().await? {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if message["reason"] == "compiler-artifact"
+            && message["manifest_path"] == crate_dir.join("Cargo.toml").display().to_string()
+        {
+            let files = message["filenames"].as_array().into_iter().flatten().filter_map(|file| file.as_str());
+            wasm = files.filter(|file| file.ends_with(".wasm")).map(PathBuf::from).next_back().or(wasm);
+        }
+    }
+    if !child.wait().await?.success() {
+        bail!("cargo build of {name} failed (errors above); the running version keeps serving");
+    }
+    let wasm = wasm.with_context(|| format!("cargo built {name} but produced no .wasm (is it a cdylib?)"))?;
+    let target = plugins.join(format!("{name}.wasm"));
+    let temporary = plugins.join(format!(".{name}.wasm.tmp"));
+    std::fs::copy(&wasm, &temporary).with_context(|| format!("cannot copy {}", wasm.display()))?;
+    std::fs::rename(&temporary, &target).with_context(|| format!("cannot install {}", target.display()))?;
+    tracing::info!(plugin = name, elapsed = ?started.elapsed(), file = %target.display(), "plugin built");
+    Ok(target)
+}
+
+/// Build every crate once (failures are reported, the others go on).
+pub(crate) async fn build_all(sources: &Path, plugins: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(plugins).with_context(|| format!("cannot create {}", plugins.display()))?;
+    for crate_dir in plugin_crates(sources)? {
+        if let Err(error) = build_and_install(&crate_dir, plugins).await {
+            tracing::error!("{error:#}");
+        }
+    }
+    Ok(())
+}
+
+/// Rebuild crates as their sources change, until the returned guard drops.
+pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<notify::RecommendedWatcher> {
+    let sources = std::fs::canonicalize(sources).with_context(|| format!("cannot find {}", sources.display()))?;
+    let (changed, mut queue) = mpsc::unbounded_channel::<PathBuf>();
+    let root = sources.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        for path in event.paths {
+            if let Some(crate_dir) = crate_of(&root, &path) {
+                let _ = changed.send(crate_dir);
+            }
+        }
+    })?;
+    watcher.watch(&sources, RecursiveMode::Recursive).with_context(|| format!("cannot watch {}", sources.display()))?;
+    let plugins = plugins.to_owned();
+    tokio::spawn(async move {
+        while let Some(first) = queue.recv().await {
+            let mut crates = BTreeSet::from([first]);
+            while let Ok(Some(next)) = tokio::time::timeout(DEBOUNCE, queue.recv()).await {
+                crates.insert(next);
+            }
+            for crate_dir in crates {
+                tracing::info!(plugin = %crate_dir.display(), "sources changed, rebuilding");
+                if let Err(error) = build_and_install(&crate_dir, &plugins).await {
+                    tracing::error!("{error:#}");
+                }
+            }
+        }
+    });
+    tracing::info!(folder = %sources.display(), "watching plugin sources");
+    Ok(watcher)
+}
+
+/// The crate folder a changed path belongs to: `sources/<crate>/...`,
+/// except build output and hidden files.
+fn crate_of(sources: &Path, path: &Path) -> Option<PathBuf> {
+    let relative = path.strip_prefix(sources).ok()?;
+    let mut parts = relative.components().map(|part| part.as_os_str().to_string_lossy());
+    let crate_name = parts.next()?;
+    let rest: Vec<_> = parts.collect();
+    let ignored = rest.is_empty()
+        || rest.first().is_some_and(|first| first == "target")
+        || rest.iter().any(|part| part.starts_with('.') || part.ends_with('~'));
+    let crate_dir = sources.join(&*crate_name);
+    (!ignored && crate_dir.join("Cargo.toml").is_file()).then_some(crate_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_inside_a_crate_count() {
+        let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("plugins");
+        let sources = std::fs::canonicalize(sources).unwrap();
+        let chat = sources.join("chat");
+        assert_eq!(crate_of(&sources, &chat.join("src/lib.rs")), Some(chat.clone()));
+        assert_eq!(crate_of(&sources, &chat.join("Cargo.toml")), Some(chat.clone()));
+        assert_eq!(crate_of(&sources, &chat.join("target/x.wasm")), None);
+        assert_eq!(crate_of(&sources, &chat.join("src/.lib.rs.swp")), None);
+        assert_eq!(crate_of(&sources, &chat), None);
+        assert_eq!(crate_of(&sources, Path::new("/elsewhere/chat/src/lib.rs")), None);
+    }
+}
