@@ -30,6 +30,12 @@ impl Conn {
         let _closed = host::send(self.0, &message.into().into());
     }
 
+    /// Queue a message, learning why the host refused it (the connection is
+    /// gone, or the message is larger than the host accepts).
+    pub fn try_send(self, message: impl Into<Message>) -> Result<(), crate::HostError> {
+        host::send(self.0, &message.into().into())
+    }
+
     /// Queue `value` as a JSON text message.
     pub fn send_json(self, value: &impl Serialize) {
         self.send(Message::json_of(value));

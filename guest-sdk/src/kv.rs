@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::bindings::switchboard::channel::host;
 
 /// Why the host refused to store a value.
-pub use crate::bindings::switchboard::channel::types::HostError as Error;
+pub use crate::HostError as Error;
 
 /// The bytes stored under `key`.
 pub fn get(key: &str) -> Option<Vec<u8>> {

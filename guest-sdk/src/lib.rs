@@ -47,6 +47,7 @@ mod message;
 mod plugin;
 mod room;
 
+pub use bindings::switchboard::channel::types::HostError;
 pub use conn::Conn;
 pub use json::{BadMessage, Json};
 pub use message::Message;

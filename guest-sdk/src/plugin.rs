@@ -53,7 +53,7 @@ pub trait Plugin: Default + 'static {
 }
 
 /// A WebSocket upgrade request on one of the plugin's routes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConnectRequest {
     /// The route pattern that matched, e.g. `/chat/:room_id`.
     pub route: String,
@@ -67,6 +67,10 @@ pub struct ConnectRequest {
     pub headers: Vec<(String, String)>,
     /// The client's address, `ip:port`.
     pub remote_addr: String,
+    /// The verified token's claims (a JSON object), when the client sent a
+    /// token. The host refuses invalid or expired tokens before the plugin
+    /// hears of the connection.
+    pub claims: Option<serde_json::Value>,
 }
 
 impl ConnectRequest {
@@ -78,6 +82,11 @@ impl ConnectRequest {
     /// The first query parameter called `name`.
     pub fn query(&self, name: &str) -> Option<&str> {
         lookup(&self.query, name)
+    }
+
+    /// The claim `name` of the verified token, e.g. `"sub"`.
+    pub fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        self.claims.as_ref()?.get(name)
     }
 
     /// The first header called `name` (case-insensitive).
@@ -99,6 +108,7 @@ impl From<types::ConnectRequest> for ConnectRequest {
             query: request.query,
             headers: request.headers,
             remote_addr: request.remote_addr,
+            claims: request.claims.and_then(|claims| serde_json::from_str(&claims).ok()),
         }
     }
 }

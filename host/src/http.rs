@@ -1,7 +1,10 @@
 //! Plain HTTP: the plugin API, and the WebSocket upgrade on plugin routes.
 //!
-//! A path no plugin serves gets 404 before any upgrade; a plain GET on a
-//! channel route gets 426 (Upgrade Required).
+//! Before an upgrade the host checks, in order: a plugin serves the path
+//! (404), it is a WebSocket handshake (426), the `Origin` is allowed (403),
+//! and the connection limits (503 server or channel full, 429 too many from
+//! one address). Tokens are checked after the upgrade, so that a browser
+//! sees the reason in the close frame (1008).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,15 +17,21 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::peer::Peer;
+use crate::auth::{Identity, identify};
+use crate::peer::{Peer, close_frame};
 use crate::registry::Routed;
 use crate::runtime::ConnectRequest;
 use crate::server::Shared;
+use crate::websocket::Rules;
 
 type Body = Full<Bytes>;
+
+/// Close code for a connection refused by policy (bad token).
+const CLOSE_POLICY: u16 = 1008;
 
 /// Answer one HTTP request.
 pub(crate) async fn handle(
@@ -31,16 +40,40 @@ pub(crate) async fn handle(
     remote: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
-    if path == "/api/plugins" {
-        return Ok(match *request.method() {
-            Method::GET => json(StatusCode::OK, &shared.registry.describe()),
-            _ => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
-        });
+    if path.starts_with("/api/") {
+        return Ok(api(&request, &shared));
     }
     let Some(routed) = shared.registry.route(path) else {
         return Ok(text(StatusCode::NOT_FOUND, "no channel serves this path\n"));
     };
     Ok(upgrade(request, shared, routed, remote))
+}
+
+/// `/api/*`, with CORS for the allowed origins.
+fn api(request: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    if origin.is_some() && !shared.origin_allowed(request.headers()) {
+        return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
+    let mut response = match (request.method(), request.uri().path()) {
+        (&Method::OPTIONS, _) => {
+            let mut response = text(StatusCode::NO_CONTENT, "");
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+            headers
+                .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            response
+        }
+        (&Method::GET, "/api/plugins") => json(StatusCode::OK, &shared.registry.describe()),
+        (_, "/api/plugins") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
+        _ => text(StatusCode::NOT_FOUND, "no such API\n"),
+    };
+    if let Some(origin) = origin {
+        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
 }
 
 /// Accept a WebSocket upgrade and start the connection's task.
@@ -51,26 +84,51 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         return response;
     };
+    if !shared.origin_allowed(request.headers()) {
+        tracing::info!(%remote, origin = ?request.headers().get(header::ORIGIN), "origin refused");
+        return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
+    let plugin = routed.plugin;
+    let name = plugin.info.name.as_str();
+    let limits = shared.config.limits_for(name);
+    let admitted = match shared.admit(remote.ip(), &limits, plugin.channel.connection_count()) {
+        Ok(admitted) => admitted,
+        Err((status, why)) => {
+            tracing::warn!(%remote, plugin = name, "connection refused: {why}");
+            return text(status, why);
+        }
+    };
+    let query: Vec<(String, String)> = request
+        .uri()
+        .query()
+        .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let identity = identify(shared.verifier.as_ref(), &query, request.headers(), shared.config.auth_required(name));
     let connect = ConnectRequest {
         route: routed.pattern,
         path: request.uri().path().to_owned(),
         params: routed.params,
-        query: request
-            .uri()
-            .query()
-            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
-            .unwrap_or_default(),
+        query,
         headers: request
             .headers()
             .iter()
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         remote_addr: remote.to_string(),
+        claims: match &identity {
+            Identity::Verified(claims) => Some(claims.clone()),
+            _ => None,
+        },
+    };
+    let rules = Rules {
+        messages_per_second: limits.messages_per_second,
+        message_burst: limits.message_burst,
+        ping_interval: shared.config.keepalive.ping_interval,
+        ping_timeout: shared.config.keepalive.ping_timeout,
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let plugin = routed.plugin;
-    let route = connect.route.clone();
     tokio::spawn(async move {
+        let _admitted = admitted;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {
@@ -78,12 +136,18 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
                 return;
             }
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(shared.websocket_config()))
-                .await;
-        let (peer, outbox) = Peer::new(shared.next_connection_id(), &route, shared.config.send_queue);
-        let _tracked = shared.track_connection();
-        crate::websocket::run(ws, Arc::new(peer), outbox, plugin.handle.clone(), connect).await;
+        let config = shared.websocket_config(limits.max_message_size);
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        if let Identity::Refused(reason) = identity {
+            tracing::info!(%remote, plugin = plugin.info.name, "token refused: {reason}");
+            let goodbye = Message::Close(Some(close_frame(CLOSE_POLICY, &reason)));
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), futures_util::SinkExt::send(&mut ws, goodbye))
+                    .await;
+            return;
+        }
+        let (peer, outbox) = Peer::new(shared.next_connection_id(), &connect.route, limits.send_queue);
+        crate::websocket::run(ws, Arc::new(peer), outbox, plugin.handle.clone(), connect, rules).await;
     });
     let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -8,8 +8,10 @@
 //! - `server`: binds, loads plugins, accepts connections, shuts down;
 //! - `http`: 404 / 426 / the plugin API, and the WebSocket upgrade;
 //! - `routes`: route patterns with `:param` segments and the route table;
+//! - `auth`: token (JWT) verification;
 //! - `websocket`: one connection's task: frames in to the plugin, frames out
-//!   from its bounded queue, batched;
+//!   from its bounded queue, batched; rate limit (`rate_limit`), keep-alive,
+//!   slow clients;
 //! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
 //! - `channel`: a plugin's connections, rooms and key-value store;
 //! - `registry`: the loaded plugins and the route table leading to them;
@@ -21,10 +23,12 @@
 //! The public API is what the binary and the tests need: [`Config`] and
 //! [`Server`].
 
+mod auth;
 mod channel;
 mod config;
 mod http;
 mod peer;
+mod rate_limit;
 mod registry;
 mod routes;
 mod runtime;
@@ -32,7 +36,7 @@ mod server;
 mod watcher;
 mod websocket;
 
-pub use config::{Config, ConfigError};
+pub use config::{Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, PluginSettings};
 pub use registry::PluginError;
 pub use routes::{RouteError, RoutePattern, RouteTable};
 pub use runtime::LoadError;

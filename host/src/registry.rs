@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::channel::Channel;
+use crate::config::Config;
 use crate::routes::{RouteError, RoutePattern, RouteTable};
 use crate::runtime::{Compiled, LoadError, PluginHandle, PluginInfo, Runtime};
 
@@ -83,6 +84,8 @@ pub(crate) struct Routed {
 #[derive(Debug)]
 pub(crate) struct Registry {
     runtime: Runtime,
+    /// For each plugin's sandbox limits.
+    config: Config,
     /// Read on every upgrade request and replaced whole when plugins change,
     /// so lookups never wait for a load.
     routes: ArcSwap<RouteTable<Arc<LoadedPlugin>>>,
@@ -99,9 +102,10 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(runtime: Runtime) -> Registry {
+    pub(crate) fn new(runtime: Runtime, config: Config) -> Registry {
         Registry {
             runtime,
+            config,
             routes: ArcSwap::from_pointee(RouteTable::default()),
             plugins: Mutex::new(BTreeMap::new()),
             channels: Mutex::new(HashMap::new()),
@@ -195,7 +199,12 @@ impl Registry {
         if self.plugins().iter().any(|plugin| plugin.file == file && plugin.sha256 == sha256) {
             return Ok(None);
         }
-        let compiled = self.runtime.compile(&bytes)?;
+        let mut compiled = self.runtime.compile(&bytes)?;
+        let limits = self.config.limits_for(&compiled.info.name);
+        compiled.set_limits(crate::runtime::Limits {
+            max_memory: limits.plugin_memory,
+            callback_timeout: limits.callback_timeout,
+        });
         tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
         Ok(Some((sha256, compiled)))
     }

@@ -1,22 +1,26 @@
 //! The server: load the plugins, accept TCP connections, shut down cleanly.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hyper::StatusCode;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::Config;
+use crate::auth::TokenVerifier;
+use crate::config::{Config, Limits};
 use crate::registry::Registry;
-use crate::runtime::{Limits, Runtime};
+use crate::runtime::Runtime;
 use crate::watcher::PluginWatcher;
 
 /// How long shutdown waits for connections to finish their closing handshake.
@@ -33,10 +37,15 @@ const WRITE_BUFFER: usize = 64 * 1024;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Arc<Registry>,
+    /// Checks tokens; `None` when no secret is configured.
+    pub(crate) verifier: Option<TokenVerifier>,
     /// The next connection id; ids are never reused while the server runs.
     next_connection: AtomicU64,
-    /// Open WebSocket connections, so shutdown knows when all are closed.
+    /// Open WebSocket connections, for `max_connections` and so that
+    /// shutdown knows when all are closed.
     open_connections: AtomicUsize,
+    /// Open connections per client address, for `max_connections_per_ip`.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Signalled whenever a connection ends.
     connection_ended: Notify,
 }
@@ -46,30 +55,71 @@ impl Shared {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+    pub(crate) fn websocket_config(&self, max_message_size: usize) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .write_buffer_size(WRITE_BUFFER)
-            .max_write_buffer_size(WRITE_BUFFER + self.config.max_message_size.max(16 << 20))
-            .max_message_size(Some(self.config.max_message_size))
-            .max_frame_size(Some(self.config.max_message_size))
+            // Plugins may send up to 16 MiB in one message (host_api.rs).
+            .max_write_buffer_size(WRITE_BUFFER + (16 << 20))
+            .max_message_size(Some(max_message_size))
+            .max_frame_size(Some(max_message_size))
     }
 
-    /// Count a connection as open until the guard is dropped.
-    pub(crate) fn track_connection(self: &Arc<Self>) -> ConnectionGuard {
+    /// Whether a request's `Origin` may open a connection: any when the
+    /// allow-list is empty, and requests without one (non-browser clients).
+    pub(crate) fn origin_allowed(&self, headers: &hyper::HeaderMap) -> bool {
+        let allowed = &self.config.allowed_origins;
+        match headers.get(hyper::header::ORIGIN).map(|origin| origin.to_str()) {
+            _ if allowed.is_empty() => true,
+            None => true,
+            Some(Ok(origin)) => allowed.iter().any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin)),
+            Some(Err(_)) => false,
+        }
+    }
+
+    /// Count a new connection from `ip` to a plugin that has `channel_open`
+    /// connections, unless a limit says no (the status and reason to answer).
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: &Limits,
+        channel_open: usize,
+    ) -> Result<Admitted, (StatusCode, &'static str)> {
+        if channel_open >= limits.max_connections {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "this channel is full\n"));
+        }
+        let mut per_ip = self.per_ip.lock();
+        if self.open_connections.load(Ordering::SeqCst) >= self.config.limits.max_connections {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "the server is full\n"));
+        }
+        let from_ip = per_ip.entry(ip).or_default();
+        if *from_ip >= self.config.limits.max_connections_per_ip {
+            return Err((StatusCode::TOO_MANY_REQUESTS, "too many connections from your address\n"));
+        }
+        *from_ip += 1;
         self.open_connections.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard(Arc::clone(self))
+        Ok(Admitted { shared: Arc::clone(self), ip })
     }
 }
 
-/// Counts one open connection; see [`Shared::track_connection`].
+/// One admitted connection, counted until dropped; see [`Shared::admit`].
 #[derive(Debug)]
-pub(crate) struct ConnectionGuard(Arc<Shared>);
+pub(crate) struct Admitted {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
 
-impl Drop for ConnectionGuard {
+impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
-        self.0.connection_ended.notify_waiters();
+        let mut per_ip = self.shared.per_ip.lock();
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+        self.shared.connection_ended.notify_waiters();
     }
 }
 
@@ -88,8 +138,9 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         config.validate()?;
         let started = Instant::now();
-        let runtime = Runtime::new(Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) })?;
-        let registry = Arc::new(Registry::new(runtime));
+        let verifier = config.auth.resolve_secret()?.map(|secret| TokenVerifier::new(&secret));
+        let runtime = Runtime::new()?;
+        let registry = Arc::new(Registry::new(runtime, config.clone()));
         // Watch before the first scan, so that no change falls between the two.
         let watcher = match config.watch {
             true => Some(PluginWatcher::start(&config.plugins, Arc::clone(&registry))?),
@@ -102,8 +153,10 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             registry,
+            verifier,
             next_connection: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
             connection_ended: Notify::new(),
         });
         Ok(Server { listener, shared, watcher })
@@ -151,11 +204,12 @@ fn serve_http(stream: tokio::net::TcpStream, remote: SocketAddr, shared: Arc<Sha
     });
 }
 
-/// Close every WebSocket connection with 1001 and wait until they are gone.
+/// Close every WebSocket connection with 1001, after what is already
+/// queued for it, and wait (a bounded time) until they are gone.
 async fn close_all(shared: &Shared) {
     for plugin in shared.registry.plugins() {
         for peer in plugin.channel.peers() {
-            peer.abort(1001, "server shutting down");
+            peer.close(1001, "server shutting down");
         }
     }
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

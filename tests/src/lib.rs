@@ -80,25 +80,75 @@ impl TestServer {
 
     /// Open a WebSocket connection to `path`.
     pub async fn connect(&self, path: &str) -> anyhow::Result<Client> {
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(self.url(path)))
+        self.connect_with(path, &[]).await
+    }
+
+    /// Open a WebSocket connection to `path` with extra request headers.
+    pub async fn connect_with(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Client> {
+        Ok(Client { ws: self.handshake(path, headers).await? })
+    }
+
+    /// Try to open a connection and return the HTTP status of a refusal.
+    pub async fn refused_status(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<u16> {
+        match self.handshake(path, headers).await {
+            Ok(_) => bail!("the connection to {path} was accepted"),
+            Err(error) => match error.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+                Some(tokio_tungstenite::tungstenite::Error::Http(response)) => Ok(response.status().as_u16()),
+                _ => Err(error),
+            },
+        }
+    }
+
+    async fn handshake(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self.url(path).into_client_request()?;
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?, value.parse()?);
+        }
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
             .await
-            .context("timed out connecting")?
-            .with_context(|| format!("connecting to {path}"))?;
-        Ok(Client { ws })
+            .context("timed out connecting")??;
+        Ok(ws)
     }
 
     /// A plain HTTP/1.1 GET: the status code and the body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let (status, _, body) = self.request("GET", path, &[]).await?;
+        Ok((status, body))
+    }
+
+    /// A plain HTTP/1.1 request: status, headers (lower-case names), body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = TcpStream::connect(self.addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await??;
         let response = String::from_utf8_lossy(&response);
         let (head, body) = response.split_once("\r\n\r\n").context("no end of headers")?;
-        let status = head.split(' ').nth(1).context("no status")?.parse()?;
-        Ok((status, body.to_owned()))
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|line| line.split(' ').nth(1)).context("no status")?.parse()?;
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Ok((status, headers, body.to_owned()))
     }
 
     /// `GET /api/plugins`, parsed.
@@ -265,6 +315,27 @@ impl Client {
     /// The raw WebSocket, to split into a sender and a receiver.
     pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
         self.ws
+    }
+
+    /// Every message until the server's close frame, and the frame's code
+    /// and reason.
+    pub async fn recv_until_close(&mut self) -> anyhow::Result<(Vec<Message>, (u16, String))> {
+        let mut messages = Vec::new();
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("timed out waiting for close")?;
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    let frame = frame.map_or((u16::from(CloseCode::Status), String::new()), |frame| {
+                        (u16::from(frame.code), frame.reason.to_string())
+                    });
+                    return Ok((messages, frame));
+                }
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => messages.push(message),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => bail!("websocket error instead of a close frame: {error}"),
+                None => bail!("connection ended without a close frame"),
+            }
+        }
     }
 
     /// Close from the client side with 1000 and wait for the server's answer.

@@ -31,6 +31,8 @@ pub(crate) struct ConnectRequest {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) remote_addr: String,
+    /// Verified token claims, as JSON.
+    pub(crate) claims: Option<String>,
 }
 
 /// Why a connection was refused: the close frame the client gets.
@@ -141,6 +143,7 @@ impl Actor {
             query: request.query,
             headers: request.headers,
             remote_addr: request.remote_addr,
+            claims: request.claims,
         };
         let answer = match self.call("on-connect", |exports, store| exports.call_on_connect(store, &request)) {
             Some(Ok(())) => Ok(()),

@@ -52,12 +52,18 @@ pub(crate) struct PluginInfo {
 }
 
 /// Per-plugin sandbox limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     /// Most linear memory one instance may grow to, in bytes.
     pub(crate) max_memory: usize,
     /// Longest a single callback may run before it is interrupted.
     pub(crate) callback_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) }
+    }
 }
 
 /// A plugin compiled, linked and described, ready to be instantiated.
@@ -73,21 +79,27 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
+impl Compiled {
+    /// Apply the limits configured for this plugin to its future instances.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+}
+
 /// The engine and linker shared by all plugins.
 pub(crate) struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    limits: Limits,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Runtime").finish_non_exhaustive()
     }
 }
 
 impl Runtime {
-    pub(crate) fn new(limits: Limits) -> anyhow::Result<Runtime> {
+    pub(crate) fn new() -> anyhow::Result<Runtime> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("{error:#}"))?;
@@ -96,11 +108,12 @@ impl Runtime {
         bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|error| anyhow::anyhow!("{error:#}"))?;
         start_epoch_ticker(engine.weak());
-        Ok(Runtime { engine, linker, limits })
+        Ok(Runtime { engine, linker })
     }
 
-    /// Compile, link and describe a plugin. CPU-heavy (tens of
-    /// milliseconds): call it off the async runtime's worker threads.
+    /// Compile, link and describe a plugin (under default limits until
+    /// [`Compiled::set_limits`]). CPU-heavy (tens of milliseconds): call it
+    /// off the async runtime's worker threads.
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         let component = Component::new(&self.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
         let pre = self
@@ -108,7 +121,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .and_then(bindings::ChannelPre::new)
             .map_err(|error| LoadError::WrongWorld(one_line(&error)))?;
-        let mut compiled = Compiled { pre, limits: self.limits, info: PluginInfo::default() };
+        let mut compiled = Compiled { pre, limits: Limits::default(), info: PluginInfo::default() };
         compiled.info = instance::describe(&compiled)?;
         Ok(compiled)
     }

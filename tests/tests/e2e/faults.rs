@@ -46,3 +46,35 @@ async fn a_plugin_stuck_in_a_loop_is_interrupted_and_restarted() -> anyhow::Resu
     assert_eq!(after.recv_text().await?, "ok");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_plugin_that_allocates_without_end_is_stopped_at_its_limit() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE, plugins::ECHO]).await?;
+    let mut greedy = server.connect("/probe/greedy").await?;
+    let mut echo = server.connect("/echo").await?;
+    greedy.recv_type("hello").await?;
+    greedy.send_text("alloc").await?;
+    assert_eq!(greedy.expect_close().await?.0, 1011);
+    echo.send_text("unaffected").await?;
+    assert_eq!(echo.recv_text().await?, "unaffected");
+    let mut after = server.connect("/probe/after").await?;
+    after.recv_type("hello").await?;
+    after.send_text("count").await?;
+    assert_eq!(after.recv_text().await?, "1", "a fresh instance serves");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_host_calls_get_errors_not_crashes() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE]).await?;
+    let mut client = server.connect("/probe/calls").await?;
+    client.recv_type("hello").await?;
+    client.send_text("huge").await?;
+    let refused = client.recv_text().await?;
+    assert!(refused.contains("InvalidArgument(\"message longer than"), "{refused}");
+    client.send_text("foreign").await?;
+    assert!(client.recv_text().await?.contains("UnknownConnection"));
+    client.send_text("count").await?;
+    assert_eq!(client.recv_text().await?, "3", "the same instance is still serving");
+    Ok(())
+}

@@ -2,14 +2,16 @@
 //! on request.
 //!
 //! On connect it sends `{"type":"hello", ...}` with the request's route,
-//! path, params, query, headers and remote address; `?reject=CODE` refuses
-//! the connection with that close code instead. Messages: `panic` traps,
-//! `spin` never returns, `close` makes the host close the connection with
-//! 4000, `count` answers how many messages this instance has seen; anything
-//! else is echoed.
+//! path, params, query, headers, remote address and token claims;
+//! `?reject=CODE` refuses the connection with that close code instead.
+//! Messages: `panic` traps, `spin` never returns, `alloc` allocates without
+//! end, `huge` tries to send 32 MiB, `foreign` sends to a connection that is
+//! not its own, `close` makes the host close the connection with 4000,
+//! `count` answers how many messages this instance has seen; anything else
+//! is echoed.
 
 use serde_json::json;
-use switchboard_sdk::{Conn, ConnectRequest, Message, Plugin, Reject};
+use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject};
 
 #[derive(Default)]
 struct Probe {
@@ -35,6 +37,7 @@ impl Plugin for Probe {
             "query": request.query,
             "headers": request.headers,
             "remote_addr": request.remote_addr,
+            "claims": request.claims,
         }));
         Ok(())
     }
@@ -44,10 +47,30 @@ impl Plugin for Probe {
         match message.as_text() {
             Some("panic") => panic!("probe was asked to panic"),
             Some("spin") => spin(),
+            Some("alloc") => allocate_forever(),
+            Some("huge") => report(conn, conn.try_send(vec![0u8; 32 << 20])),
+            Some("foreign") => report(conn, Conn::from_id(u64::MAX).try_send("hello, stranger")),
             Some("close") => conn.close(4000, "closed by probe"),
             Some("count") => conn.send(self.seen.to_string()),
             _ => conn.send(message),
         }
+    }
+}
+
+/// Tell the client what the host said to a send.
+fn report(conn: Conn, outcome: Result<(), HostError>) {
+    conn.send(match outcome {
+        Ok(()) => "sent".to_owned(),
+        Err(error) => format!("refused: {error:?}"),
+    });
+}
+
+/// Grow memory until the host's limit stops it.
+fn allocate_forever() {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1; 1 << 20]);
+        std::hint::black_box(&hoard);
     }
 }
 
