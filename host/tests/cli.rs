@@ -1,0 +1,75 @@
+//! The `switchboard` binary as a user runs it: the `listening on` line,
+//! configuration errors, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// Kills the server if a test fails halfway.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the server") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serves_on_the_printed_port_and_exits_cleanly_on_sigterm() {
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let child = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(plugins.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let mut server = Running(child);
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
+    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    assert!(!address.ends_with(":0"), "the real port is printed: {line}");
+
+    let mut stream = TcpStream::connect(&address).expect("connect");
+    write!(stream, "GET /api/plugins HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"errors":[],"plugins":[]}"#), "{response}");
+
+    let killed = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().expect("run kill");
+    assert!(killed.success());
+    let status = wait_for_exit(&mut server.0, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn a_bad_config_file_is_a_clear_error() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = folder.path().join("switchboard.toml");
+    std::fs::write(&config, "[limits]\nsend_queu = 5\n").expect("write config");
+    let output = Command::new(BINARY).arg("serve").arg("--config").arg(&config).output().expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid config file") && stderr.contains("send_queu"), "{stderr}");
+
+    let missing = Command::new(BINARY).args(["serve", "--plugins", "/no/such/folder"]).output().expect("run");
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("/no/such/folder"), "{stderr}");
+}
