@@ -43,6 +43,10 @@ pub struct Config {
     pub plugins: PathBuf,
     /// Reload plugins when their files change (hot reload).
     pub watch: bool,
+    /// Where compiled plugins are cached across restarts ("" turns the cache
+    /// off). Default: `$XDG_CACHE_HOME/switchboard`, `~/.cache/switchboard`,
+    /// or the system's temporary folder.
+    pub compile_cache: Option<PathBuf>,
     /// `Origin`s allowed to open WebSocket connections and to read the HTTP
     /// API from a browser; empty allows every origin.
     pub allowed_origins: Vec<String>,
@@ -62,6 +66,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             plugins: PathBuf::from("plugins"),
             watch: true,
+            compile_cache: None,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             keepalive: KeepAlive::default(),
@@ -203,6 +208,21 @@ impl Config {
             toml::from_str(text).map_err(|source| ConfigError::Parse { path: PathBuf::from("<text>"), source })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The compile cache folder, if caching is on.
+    pub fn compile_cache_dir(&self) -> Option<PathBuf> {
+        match &self.compile_cache {
+            Some(folder) if folder.as_os_str().is_empty() => None,
+            Some(folder) => Some(folder.clone()),
+            None => {
+                let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()).map(PathBuf::from);
+                let home = std::env::var_os("HOME")
+                    .filter(|dir| !dir.is_empty())
+                    .map(|home| PathBuf::from(home).join(".cache"));
+                Some(xdg.or(home).unwrap_or_else(std::env::temp_dir).join("switchboard"))
+            }
+        }
     }
 
     /// The limits that apply to plugin `name`.

@@ -139,7 +139,7 @@ impl Server {
         config.validate()?;
         let started = Instant::now();
         let verifier = config.auth.resolve_secret()?.map(|secret| TokenVerifier::new(&secret));
-        let runtime = Runtime::new()?;
+        let runtime = Runtime::new(config.compile_cache_dir().as_deref())?;
         let registry = Arc::new(Registry::new(runtime, config.clone()));
         // Watch before the first scan, so that no change falls between the two.
         let watcher = match config.watch {

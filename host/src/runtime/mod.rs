@@ -14,6 +14,7 @@ mod bindings;
 mod host_api;
 mod instance;
 
+use std::path::Path;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -99,9 +100,23 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn new() -> anyhow::Result<Runtime> {
+    /// `cache`: a folder for compiled code, keyed by wasmtime on the
+    /// component's bytes and the engine's settings, so that a restart does
+    /// not compile again. It must not be the watched plugins folder.
+    pub(crate) fn new(cache: Option<&Path>) -> anyhow::Result<Runtime> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        if let Some(folder) = cache {
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(folder);
+            match wasmtime::Cache::new(cache_config) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                // A cache is an optimisation: serve without it.
+                Err(error) => tracing::warn!(folder = %folder.display(), "compile cache disabled: {error:#}"),
+            }
+        }
         let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("{error:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|error| anyhow::anyhow!("{error:#}"))?;

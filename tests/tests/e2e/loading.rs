@@ -65,3 +65,29 @@ async fn start_in(folder: &std::path::Path) -> anyhow::Result<TestServer> {
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     TestServer::start(&files).await
 }
+
+#[tokio::test]
+async fn compiled_plugins_are_cached_outside_the_plugins_folder() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let config = switchboard::Config { compile_cache: Some(cache.path().to_owned()), ..Default::default() };
+    let server = TestServer::start_with(&[plugins::ECHO], config.clone()).await?;
+    let cached = count_files(cache.path())?;
+    assert!(cached > 0, "the compiled echo plugin is in the cache");
+    drop(server);
+    // A second server finds it there (and still serves).
+    let server = TestServer::start_with(&[plugins::ECHO], config).await?;
+    assert_eq!(count_files(cache.path())?, cached, "nothing new to cache");
+    let mut client = server.connect("/echo").await?;
+    client.send_text("cached").await?;
+    assert_eq!(client.recv_text().await?, "cached");
+    Ok(())
+}
+
+fn count_files(folder: &std::path::Path) -> anyhow::Result<usize> {
+    let mut count = 0;
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        count += if path.is_dir() { count_files(&path)? } else { 1 };
+    }
+    Ok(count)
+}
