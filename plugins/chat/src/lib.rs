@@ -1,8 +1,11 @@
-//! `/chat/:room_id`: a chat room per path, with typing indicators and a user count.
+//! Chat rooms with typing indicators and a user count. `/chat/:room_id`
+//! joins the room in the path; on `/chat` the client picks (and may switch)
+//! rooms with `{"type":"join","room_id":R}`.
 //!
-//! Client → server: `{"type":"message","user":U,"content":C}`,
+//! Client → server: `join`, `leave`, `{"type":"message","user":U,"content":C}`,
 //! `{"type":"typing","user":U,"is_typing":B}`, `{"type":"ping"}`.
-//! Server → client: `connected`, `users`, `message`, `typing`, `pong`, `error`.
+//! Server → client: `connected`, `joined`, `left`, `users`, `message`,
+//! `typing`, `pong`, `error`.
 
 use serde_json::json;
 use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, now_rfc3339};
@@ -12,18 +15,22 @@ struct Chat;
 
 impl Plugin for Chat {
     const NAME: &'static str = "chat";
-    const ROUTES: &'static [&'static str] = &["/chat/:room_id"];
+    const ROUTES: &'static [&'static str] = &["/chat", "/chat/:room_id"];
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
-        let room = request.param("room_id").unwrap_or("lobby");
-        conn.join(room);
+        let room = request.param("room_id");
+        if let Some(room) = room {
+            conn.join(room);
+        }
         conn.send_json(&json!({
             "type": "connected",
             "room": room,
             "connection_id": conn.id(),
             "timestamp": now_rfc3339(),
         }));
-        announce_user_count(room);
+        if let Some(room) = room {
+            announce_user_count(room);
+        }
         Ok(())
     }
 
@@ -42,29 +49,43 @@ impl Plugin for Chat {
 
 fn handle(conn: Conn, message: &Message) -> Result<(), BadMessage> {
     let message = message.json()?;
-    let Some(room) = conn.rooms().pop() else {
-        return Err(BadMessage::Other("Not in a room".into()));
-    };
-    let room = Room::named(&room);
+    let current = conn.rooms().pop();
     match message.kind() {
+        Some("join") => {
+            let room = message.str("room_id").map_err(|_| BadMessage::Other("room_id required".into()))?;
+            leave(conn, current.as_deref());
+            conn.join(room);
+            conn.send_json(&json!({ "type": "joined", "room": room }));
+            announce_user_count(room);
+        }
+        Some("leave") => leave(conn, current.as_deref()),
         Some("message") => {
+            let room = in_room(&current)?;
             let (user, content) = (message.str("user")?, message.str("content")?);
-            room.publish_json(&json!({
-                "type": "message",
-                "user": user,
-                "content": content,
-                "timestamp": now_rfc3339(),
-            }));
+            let timestamp = now_rfc3339();
+            room.publish_json(&json!({ "type": "message", "user": user, "content": content, "timestamp": timestamp }));
         }
         Some("typing") => {
+            let room = in_room(&current)?;
             let (user, is_typing) = (message.str("user")?, message.bool("is_typing")?);
-            let typing = json!({ "type": "typing", "user": user, "is_typing": is_typing });
-            room.publish_json_except(&typing, conn);
+            room.publish_json_except(&json!({ "type": "typing", "user": user, "is_typing": is_typing }), conn);
         }
         Some("ping") => conn.send_json(&json!({ "type": "pong", "timestamp": now_rfc3339() })),
         _ => return Err(BadMessage::UnknownType),
     }
     Ok(())
+}
+
+fn in_room(current: &Option<String>) -> Result<Room<'_>, BadMessage> {
+    current.as_deref().map(Room::named).ok_or_else(|| BadMessage::Other("Not in a room".into()))
+}
+
+fn leave(conn: Conn, room: Option<&str>) {
+    if let Some(room) = room {
+        conn.leave(room);
+        conn.send_json(&json!({ "type": "left", "room": room }));
+        announce_user_count(room);
+    }
 }
 
 fn announce_user_count(room: &str) {

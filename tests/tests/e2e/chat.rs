@@ -136,3 +136,31 @@ async fn two_hundred_clients_each_receive_every_message_in_order() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn on_plain_chat_clients_join_and_switch_rooms_by_message() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut ann = server.connect("/chat").await?;
+    assert_eq!(ann.recv_json().await?["room"], serde_json::Value::Null);
+    ann.send_json(&json!({"type": "message", "user": "ann", "content": "anyone?"})).await?;
+    assert_eq!(ann.recv_json().await?, json!({"type": "error", "message": "Not in a room"}));
+    ann.send_json(&json!({"type": "join"})).await?;
+    assert_eq!(ann.recv_json().await?, json!({"type": "error", "message": "room_id required"}));
+
+    ann.send_json(&json!({"type": "join", "room_id": "red"})).await?;
+    assert_eq!(ann.recv_json().await?, json!({"type": "joined", "room": "red"}));
+    assert_eq!(ann.recv_json().await?, json!({"type": "users", "room": "red", "count": 1}));
+    let mut bob = join(&server, "red").await?;
+    wait_for_count(&mut ann, 2).await?;
+
+    // Switching leaves the old room (its members see the count drop).
+    ann.send_json(&json!({"type": "join", "room_id": "blue"})).await?;
+    assert_eq!(ann.recv_json().await?, json!({"type": "left", "room": "red"}));
+    assert_eq!(ann.recv_json().await?, json!({"type": "joined", "room": "blue"}));
+    wait_for_count(&mut bob, 1).await?;
+    ann.send_json(&json!({"type": "message", "user": "ann", "content": "blue now"})).await?;
+    assert_eq!(ann.recv_type("message").await?["content"], "blue now");
+    bob.send_json(&json!({"type": "message", "user": "bob", "content": "still red"})).await?;
+    assert_eq!(bob.recv_type("message").await?["content"], "still red");
+    Ok(())
+}
