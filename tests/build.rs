@@ -14,6 +14,7 @@ use std::process::Command;
 const PLUGINS: &[(&str, &str)] = &[
     ("ECHO", "switchboard-plugin-echo"),
     ("CHAT", "switchboard-plugin-chat"),
+    ("NOTIFICATIONS", "switchboard-plugin-notifications"),
     ("PROBE", "switchboard-test-plugin-probe"),
     ("RIVAL", "switchboard-test-plugin-rival"),
     ("PREFIX_V1", "switchboard-test-plugin-prefix-v1"),

@@ -73,6 +73,17 @@ impl Conn {
         let _closed = host::set_meta(self.0, key, value);
     }
 
+    /// Bind this connection to a user id (from a token's claims, say), so
+    /// that [`User::send`](crate::User::send) reaches it.
+    pub fn set_user(self, user: &str) {
+        let _closed = host::set_user(self.0, user);
+    }
+
+    /// The user this connection is bound to.
+    pub fn user(self) -> Option<String> {
+        host::user_of(self.0).ok().flatten()
+    }
+
     /// Read back a value stored with [`Conn::set_meta`].
     pub fn meta(self, key: &str) -> Option<String> {
         host::get_meta(self.0, key).ok().flatten()

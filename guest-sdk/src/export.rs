@@ -42,6 +42,11 @@ impl<E: Export> Guest for E {
         E::with(|plugin| plugin.on_close(Conn::from_id(info.connection), &close));
     }
 
+    fn on_publish(topic: String, payload: String) {
+        let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+        E::with(|plugin| plugin.on_publish(&topic, payload));
+    }
+
     fn snapshot() -> Vec<u8> {
         E::with(|plugin| plugin.snapshot())
     }

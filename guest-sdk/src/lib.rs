@@ -6,6 +6,7 @@
 //!
 //! - [`Conn`]: one WebSocket connection (send, join a room, metadata, close);
 //! - [`Room`]: a named group of connections (publish, members);
+//! - [`User`]: every connection of one user (bound with [`Conn::set_user`]);
 //! - [`broadcast`]: every connection of the plugin;
 //! - [`kv`]: a key-value store that the host keeps across reloads;
 //! - [`log`]: the server's log, tagged with the plugin's name;
@@ -46,6 +47,7 @@ pub mod log;
 mod message;
 mod plugin;
 mod room;
+mod user;
 
 pub use bindings::switchboard::channel::types::HostError;
 pub use conn::Conn;
@@ -53,6 +55,7 @@ pub use json::{BadMessage, Json};
 pub use message::Message;
 pub use plugin::{Close, ConnectRequest, Plugin, Reject};
 pub use room::{Room, broadcast, broadcast_json};
+pub use user::User;
 
 /// The current time as an RFC 3339 timestamp in UTC with millisecond
 /// precision, e.g. `2026-11-23T10:15:30.123Z`.

@@ -40,6 +40,13 @@ pub trait Plugin: Default + 'static {
         let _ = (conn, close);
     }
 
+    /// The backend published an event for this plugin (`POST /api/publish`
+    /// with a `topic`); `payload` is the JSON it sent. Whatever the plugin
+    /// sends while handling it is counted in the answer to the backend.
+    fn on_publish(&mut self, topic: &str, payload: serde_json::Value) {
+        let _ = (topic, payload);
+    }
+
     /// Hot reload: the state to hand to the next version of this plugin.
     fn snapshot(&mut self) -> Vec<u8> {
         Vec::new()

@@ -49,12 +49,17 @@ struct Members {
     /// Room name → its members. Holds the peers themselves so that a publish
     /// does one lookup per room, not one per recipient.
     rooms: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    /// User id → that user's connections (`set-user`), for `send-to-user`.
+    users: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
 }
 
 #[derive(Debug)]
 struct Member {
     peer: Arc<Peer>,
     rooms: HashSet<Arc<str>>,
+    /// The user this connection is bound to; kept after it closes, until
+    /// `remove`, so that `on-close` can still ask.
+    user: Option<Arc<str>>,
 }
 
 impl Channel {
@@ -64,19 +69,23 @@ impl Channel {
 
     /// A new connection joins the channel (in no room yet).
     pub(crate) fn add(&self, peer: Arc<Peer>) {
-        let member = Member { peer: Arc::clone(&peer), rooms: HashSet::new() };
+        let member = Member { peer: Arc::clone(&peer), rooms: HashSet::new(), user: None };
         self.members.write().peers.insert(peer.id, member);
     }
 
-    /// Take a connection out of all its rooms; returns their names. The
-    /// connection itself stays known (its metadata readable) until `remove`.
+    /// Take a connection out of all its rooms (and out of its user's
+    /// connections); returns the rooms' names. The connection itself stays
+    /// known (its metadata and user readable) until `remove`.
     pub(crate) fn leave_all(&self, conn: ConnId) -> Vec<String> {
         let mut members = self.members.write();
-        let Members { peers, rooms } = &mut *members;
+        let Members { peers, rooms, users } = &mut *members;
         let Some(member) = peers.get_mut(&conn) else { return Vec::new() };
         let left: Vec<Arc<str>> = member.rooms.drain().collect();
         for room in &left {
-            remove_from_room(rooms, room, conn);
+            remove_from_group(rooms, room, conn);
+        }
+        if let Some(user) = &member.user {
+            remove_from_group(users, user, conn);
         }
         left.iter().map(|room| room.to_string()).collect()
     }
@@ -103,7 +112,7 @@ impl Channel {
     pub(crate) fn join(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         check_name("room name", room)?;
         let mut members = self.members.write();
-        let Members { peers, rooms } = &mut *members;
+        let Members { peers, rooms, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
@@ -115,12 +124,40 @@ impl Channel {
 
     pub(crate) fn leave(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         let mut members = self.members.write();
-        let Members { peers, rooms } = &mut *members;
+        let Members { peers, rooms, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if member.rooms.remove(room) {
-            remove_from_room(rooms, room, conn);
+            remove_from_group(rooms, room, conn);
         }
         Ok(())
+    }
+
+    /// Bind a connection to a user, replacing an earlier binding.
+    pub(crate) fn set_user(&self, conn: ConnId, user: &str) -> Result<(), CallError> {
+        check_name("user id", user)?;
+        let mut members = self.members.write();
+        let Members { peers, users, .. } = &mut *members;
+        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if let Some(previous) = member.user.take() {
+            remove_from_group(users, &previous, conn);
+        }
+        let user: Arc<str> = user.into();
+        users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
+        member.user = Some(user);
+        Ok(())
+    }
+
+    pub(crate) fn user_of(&self, conn: ConnId) -> Result<Option<String>, CallError> {
+        let members = self.members.read();
+        let member = members.peers.get(&conn).ok_or(CallError::UnknownConnection)?;
+        Ok(member.user.as_deref().map(str::to_owned))
+    }
+
+    /// Queue `frame` for every open connection of `user`.
+    pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
+        let members = self.members.read();
+        let Some(connections) = members.users.get(user) else { return 0 };
+        fan_out(connections.values(), frame, None)
     }
 
     pub(crate) fn rooms_of(&self, conn: ConnId) -> Result<Vec<String>, CallError> {
@@ -180,11 +217,12 @@ fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, exce
     reached
 }
 
-fn remove_from_room(rooms: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, room: &str, conn: ConnId) {
-    if let Some(members) = rooms.get_mut(room) {
+/// Take `conn` out of a room or a user's connections; drop the group when empty.
+fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, name: &str, conn: ConnId) {
+    if let Some(members) = groups.get_mut(name) {
         members.remove(&conn);
         if members.is_empty() {
-            rooms.remove(room);
+            groups.remove(name);
         }
     }
 }
@@ -236,6 +274,23 @@ mod tests {
         channel.remove(2);
         assert!(channel.room_members("a").is_empty());
         assert_eq!(channel.join(2, "a"), Err(CallError::UnknownConnection));
+    }
+
+    #[test]
+    fn a_user_is_reached_on_every_connection_while_open() {
+        let (channel, mut inboxes) = channel_with(&[1, 2, 3]);
+        channel.set_user(1, "ann").unwrap();
+        channel.set_user(2, "ann").unwrap();
+        channel.set_user(3, "bob").unwrap();
+        assert_eq!(channel.send_to_user("ann", &Message::text("hi ann")), 2);
+        assert_eq!(inboxes[0].try_recv().unwrap(), Message::text("hi ann"));
+        assert_eq!(inboxes[1].try_recv().unwrap(), Message::text("hi ann"));
+        assert!(inboxes[2].try_recv().is_err());
+        channel.leave_all(1);
+        assert_eq!(channel.user_of(1).unwrap().as_deref(), Some("ann"), "still readable until removed");
+        assert_eq!(channel.send_to_user("ann", &Message::text("again")), 1);
+        channel.set_user(3, "ann").unwrap();
+        assert_eq!(channel.send_to_user("bob", &Message::text("gone")), 0);
     }
 
     #[test]

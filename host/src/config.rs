@@ -56,6 +56,8 @@ pub struct Config {
     pub keepalive: KeepAlive,
     /// Token verification.
     pub auth: Auth,
+    /// The backend's access to `POST /api/publish`.
+    pub api: Api,
     /// Per-plugin settings, by plugin name: `[plugin.chat]`.
     pub plugin: BTreeMap<String, PluginSettings>,
 }
@@ -71,6 +73,7 @@ impl Default for Config {
             limits: Limits::default(),
             keepalive: KeepAlive::default(),
             auth: Auth::default(),
+            api: Api::default(),
             plugin: BTreeMap::new(),
         }
     }
@@ -155,14 +158,42 @@ pub struct Auth {
 impl Auth {
     /// The secret from the config or the environment.
     pub fn resolve_secret(&self) -> Result<Option<String>, ConfigError> {
-        match (&self.secret, &self.secret_env) {
-            (Some(_), Some(_)) => Err(ConfigError::Invalid("auth: set secret or secret_env, not both".into())),
-            (Some(secret), None) => Ok(Some(secret.clone())),
-            (None, Some(variable)) => std::env::var(variable)
-                .map(Some)
-                .map_err(|_| ConfigError::Invalid(format!("auth: environment variable {variable} is not set"))),
-            (None, None) => Ok(None),
-        }
+        resolve("auth", "secret", self.secret.as_deref(), self.secret_env.as_deref())
+    }
+}
+
+/// The HTTP API for backends. Without a key, `POST /api/publish` refuses
+/// every request (401).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// The bearer key backends present. Prefer `key_env` outside of tests.
+    pub key: Option<String>,
+    /// The environment variable holding the key.
+    pub key_env: Option<String>,
+}
+
+impl Api {
+    /// The key from the config or the environment.
+    pub fn resolve_key(&self) -> Result<Option<String>, ConfigError> {
+        resolve("api", "key", self.key.as_deref(), self.key_env.as_deref())
+    }
+}
+
+/// A secret given inline or through an environment variable.
+fn resolve(
+    table: &str,
+    name: &str,
+    inline: Option<&str>,
+    variable: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, variable) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(format!("{table}: set {name} or {name}_env, not both"))),
+        (Some(value), None) => Ok(Some(value.to_owned())),
+        (None, Some(variable)) => std::env::var(variable)
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid(format!("{table}: environment variable {variable} is not set"))),
+        (None, None) => Ok(None),
     }
 }
 

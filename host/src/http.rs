@@ -41,7 +41,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
     if path.starts_with("/api/") {
-        return Ok(api(&request, &shared));
+        return Ok(api(request, &shared).await);
     }
     let Some(routed) = shared.registry.route(path) else {
         return Ok(text(StatusCode::NOT_FOUND, "no channel serves this path\n"));
@@ -50,12 +50,14 @@ pub(crate) async fn handle(
 }
 
 /// `/api/*`, with CORS for the allowed origins.
-fn api(request: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+async fn api(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let origin = request.headers().get(header::ORIGIN).cloned();
     if origin.is_some() && !shared.origin_allowed(request.headers()) {
         return text(StatusCode::FORBIDDEN, "origin not allowed\n");
     }
     let mut response = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/api/publish") => publish(request, shared).await,
+        (_, "/api/publish") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::OPTIONS, _) => {
             let mut response = text(StatusCode::NO_CONTENT, "");
             let headers = response.headers_mut();
@@ -74,6 +76,35 @@ fn api(request: &Request<Incoming>, shared: &Shared) -> Response<Body> {
         response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     response
+}
+
+/// `POST /api/publish`: check the key, read and check the body, deliver.
+async fn publish(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    use http_body_util::{BodyExt, Limited};
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    if !crate::publish::authorised(authorization, shared.api_key.as_deref()) {
+        return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <api key>` header is required");
+    }
+    let body = match Limited::new(request.into_body(), crate::publish::MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB or was cut short"),
+    };
+    let outcome = match crate::publish::parse(&body) {
+        Ok(publish) => crate::publish::deliver(&shared.registry, publish).await,
+        Err(failure) => Err(failure),
+    };
+    match outcome {
+        Ok(answer) => json(StatusCode::OK, &answer),
+        Err(failure) => {
+            tracing::info!(status = failure.status, "publish refused: {}", failure.error);
+            let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error(status, &failure.error)
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message }))
 }
 
 /// Accept a WebSocket upgrade and start the connection's task.

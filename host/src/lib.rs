@@ -6,7 +6,8 @@
 //! parts, from the socket inwards:
 //!
 //! - `server`: binds, loads plugins, accepts connections, shuts down;
-//! - `http`: 404 / 426 / the plugin API, and the WebSocket upgrade;
+//! - `http`: 404 / 426 / the HTTP API, and the WebSocket upgrade;
+//! - `publish`: `POST /api/publish`, events from the backend;
 //! - `routes`: route patterns with `:param` segments and the route table;
 //! - `auth`: token (JWT) verification;
 //! - `websocket`: one connection's task: frames in to the plugin, frames out
@@ -28,6 +29,7 @@ mod channel;
 mod config;
 mod http;
 mod peer;
+mod publish;
 mod rate_limit;
 mod registry;
 mod routes;
@@ -36,7 +38,7 @@ mod server;
 mod watcher;
 mod websocket;
 
-pub use config::{Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, PluginSettings};
+pub use config::{Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, PluginSettings};
 pub use registry::PluginError;
 pub use routes::{RouteError, RoutePattern, RouteTable};
 pub use runtime::LoadError;

@@ -307,6 +307,11 @@ impl Registry {
         })
     }
 
+    /// The loaded plugin called `name`.
+    pub(crate) fn plugin(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins.lock().get(name).cloned()
+    }
+
     /// Every loaded plugin, by name.
     pub(crate) fn plugins(&self) -> Vec<Arc<LoadedPlugin>> {
         self.plugins.lock().values().cloned().collect()

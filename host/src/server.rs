@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     /// Checks tokens; `None` when no secret is configured.
     pub(crate) verifier: Option<TokenVerifier>,
+    /// The key `POST /api/publish` demands; `None` refuses every request.
+    pub(crate) api_key: Option<String>,
     /// The next connection id; ids are never reused while the server runs.
     next_connection: AtomicU64,
     /// Open WebSocket connections, for `max_connections` and so that
@@ -139,6 +141,7 @@ impl Server {
         config.validate()?;
         let started = Instant::now();
         let verifier = config.auth.resolve_secret()?.map(|secret| TokenVerifier::new(&secret));
+        let api_key = config.api.resolve_key()?;
         let runtime = Runtime::new(config.compile_cache_dir().as_deref())?;
         let registry = Arc::new(Registry::new(runtime, config.clone()));
         // Watch before the first scan, so that no change falls between the two.
@@ -154,6 +157,7 @@ impl Server {
             config,
             registry,
             verifier,
+            api_key,
             next_connection: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),

@@ -130,6 +130,17 @@ impl TestServer {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
+        self.request_with_body(method, path, headers, "").await
+    }
+
+    /// Like [`TestServer::request`], with a body (give its content-length).
+    pub async fn request_with_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = TcpStream::connect(self.addr).await?;
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
@@ -137,6 +148,7 @@ impl TestServer {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
+        request.push_str(body);
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await??;

@@ -47,6 +47,7 @@ enum Event {
     Message { conn: ConnId, message: Message },
     Closed { conn: ConnId, code: u16, reason: String },
     Reload { compiled: Box<Compiled>, reply: oneshot::Sender<Result<(), String>> },
+    Publish { topic: String, payload: String, reply: oneshot::Sender<Result<u64, String>> },
 }
 
 /// The way to a running plugin. Cheap to clone; the plugin's thread ends
@@ -81,6 +82,15 @@ impl PluginHandle {
     pub(crate) async fn closed(&self, conn: ConnId, code: u16, reason: String) {
         // A plugin that is gone has forgotten its connections already.
         let _gone = self.events.send(Event::Closed { conn, code, reason }).await;
+    }
+
+    /// Hand a backend event to `on-publish`; returns how many messages the
+    /// plugin queued for connections while handling it.
+    pub(crate) async fn publish(&self, topic: String, payload: String) -> Result<u64, String> {
+        let (reply, answer) = oneshot::channel();
+        let gone = "plugin is not running".to_owned();
+        self.events.send(Event::Publish { topic, payload, reply }).await.map_err(|_| gone.clone())?;
+        answer.await.map_err(|_| gone)?
     }
 
     /// Replace the running version with `compiled`, in queue order: events
@@ -126,6 +136,9 @@ impl Actor {
                 Event::Closed { conn, code, reason } => self.closed(conn, code, reason),
                 Event::Reload { compiled, reply } => {
                     let _gone = reply.send(self.reload(*compiled));
+                }
+                Event::Publish { topic, payload, reply } => {
+                    let _gone = reply.send(self.publish(&topic, &payload));
                 }
             }
         }
@@ -174,6 +187,15 @@ impl Actor {
         let info = CloseInfo { connection: conn, code, reason, rooms };
         self.call("on-close", |exports, store| exports.call_on_close(store, &info));
         self.channel.remove(conn);
+    }
+
+    fn publish(&mut self, topic: &str, payload: &str) -> Result<u64, String> {
+        self.call("on-publish", |exports, store| {
+            store.data_mut().delivered = 0;
+            exports.call_on_publish(&mut *store, topic, payload)?;
+            Ok(store.data().delivered)
+        })
+        .ok_or_else(|| "the plugin failed while handling the event".to_owned())
     }
 
     fn reload(&mut self, compiled: Compiled) -> Result<(), String> {

@@ -31,6 +31,9 @@ pub(crate) struct HostState {
     table: ResourceTable,
     /// Caps the guest's memories and tables.
     pub(crate) limits: wasmtime::StoreLimits,
+    /// Messages queued by the current callback, so that `POST /api/publish`
+    /// can say how many connections its event reached.
+    pub(crate) delivered: u64,
 }
 
 impl HostState {
@@ -40,6 +43,7 @@ impl HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
+            delivered: 0,
         }
     }
 }
@@ -79,13 +83,15 @@ impl switchboard::channel::types::Host for HostState {}
 impl HostImports for HostState {
     fn send(&mut self, connection: ConnId, message: Payload) -> Result<(), HostError> {
         let peer = self.channel.peer(connection)?;
-        peer.send(frame(message)?);
+        if peer.send(frame(message)?) {
+            self.delivered += 1;
+        }
         Ok(())
     }
 
     fn broadcast(&mut self, message: Payload, except: Option<ConnId>) -> u32 {
         match frame(message) {
-            Ok(frame) => self.channel.broadcast(&frame, except),
+            Ok(frame) => self.count(self.channel.broadcast(&frame, except)),
             Err(error) => self.refused("broadcast", &error),
         }
     }
@@ -100,7 +106,7 @@ impl HostImports for HostState {
 
     fn publish(&mut self, room: String, message: Payload, except: Option<ConnId>) -> u32 {
         match frame(message) {
-            Ok(frame) => self.channel.publish(&room, &frame, except),
+            Ok(frame) => self.count(self.channel.publish(&room, &frame, except)),
             Err(error) => self.refused("publish", &error),
         }
     }
@@ -132,6 +138,21 @@ impl HostImports for HostState {
 
     fn get_meta(&mut self, connection: ConnId, key: String) -> Result<Option<String>, HostError> {
         Ok(self.channel.peer(connection)?.meta(&key))
+    }
+
+    fn set_user(&mut self, connection: ConnId, user: String) -> Result<(), HostError> {
+        Ok(self.channel.set_user(connection, &user)?)
+    }
+
+    fn user_of(&mut self, connection: ConnId) -> Result<Option<String>, HostError> {
+        Ok(self.channel.user_of(connection)?)
+    }
+
+    fn send_to_user(&mut self, user: String, message: Payload) -> u32 {
+        match frame(message) {
+            Ok(frame) => self.count(self.channel.send_to_user(&user, &frame)),
+            Err(error) => self.refused("send-to-user", &error),
+        }
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
@@ -171,6 +192,11 @@ impl HostImports for HostState {
 }
 
 impl HostState {
+    fn count(&mut self, reached: u32) -> u32 {
+        self.delivered += u64::from(reached);
+        reached
+    }
+
     fn refused(&self, call: &str, error: &HostError) -> u32 {
         tracing::warn!(plugin = &*self.channel.name, "{call} refused: {error:?}");
         0

@@ -50,7 +50,7 @@ async fn the_api_lists_plugins_with_their_routes_and_connections() -> anyhow::Re
     let api = server.plugins_api().await?;
     let chat = &api["plugins"][0];
     assert_eq!(chat["name"], "chat");
-    assert_eq!(chat["routes"], serde_json::json!(["/chat/:room_id"]));
+    assert_eq!(chat["routes"], serde_json::json!(["/chat", "/chat/:room_id"]));
     assert_eq!(chat["version"], "0.1.0");
     assert!(chat["file"].as_str().is_some_and(|file| file.ends_with("switchboard_plugin_chat.wasm")));
     assert_eq!(api["plugins"][1]["connections"], 1);

@@ -18,5 +18,7 @@ mod faults;
 mod http;
 /// Loading plugins: invalid files, route conflicts, the plugins API.
 mod loading;
+/// Events from the backend: POST /api/publish, the notifications plugin.
+mod publish;
 /// Hot reload: new versions, broken files, removed files, chat under reload.
 mod reload;
