@@ -15,6 +15,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("ECHO", "switchboard-plugin-echo"),
     ("CHAT", "switchboard-plugin-chat"),
     ("NOTIFICATIONS", "switchboard-plugin-notifications"),
+    ("GAME", "switchboard-plugin-game"),
     ("PROBE", "switchboard-test-plugin-probe"),
     ("RIVAL", "switchboard-test-plugin-rival"),
     ("PREFIX_V1", "switchboard-test-plugin-prefix-v1"),

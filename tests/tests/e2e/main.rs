@@ -14,6 +14,8 @@ mod echo;
 /// Hostile plugins (trap, endless loop, endless allocation, bad host calls):
 /// the connection gets 1011 or the call an error, everyone else carries on.
 mod faults;
+/// The tic-tac-toe plugin: players, spectators, moves, a game to the end.
+mod game;
 /// HTTP before the upgrade: 404, 426.
 mod http;
 /// Loading plugins: invalid files, route conflicts, the plugins API.

@@ -1,0 +1,143 @@
+//! `/game/:game_id`: tic-tac-toe. The first two players to `join` play X
+//! and O, everyone else watches. The game lives in the host's store, so a
+//! reload of the plugin or a reconnecting player (same `player` name)
+//! carries on where it was.
+//!
+//! Client → server, routed by `action`: `join` (`player`), `move`
+//! (`position` 0–8, row by row), `chat` (`message`), `leave`, `ping`.
+//! Server → client, by `type`: `connected`, `joined`, `player_joined`,
+//! `move`, `game_over`, `chat`, `player_left`, `pong`, `error`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use switchboard_sdk::{BadMessage, Conn, ConnectRequest, Json, Message, Plugin, Reject, Room, kv, now_rfc3339};
+
+const LINES: [[usize; 3]; 8] = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]];
+
+/// One game, as kept in the store under `game:<id>`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Game {
+    /// Cells row by row: "X", "O" or "".
+    board: [String; 9],
+    /// Player names; the first plays X, the second O.
+    players: Vec<String>,
+    /// Whose turn it is: "X" or "O".
+    turn: String,
+    /// "X", "O", "draw", or none while the game runs.
+    result: Option<String>,
+}
+
+#[derive(Default)]
+struct TicTacToe;
+
+impl Plugin for TicTacToe {
+    const NAME: &'static str = "game";
+    const ROUTES: &'static [&'static str] = &["/game/:game_id"];
+
+    fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
+        let id = request.param("game_id").unwrap_or("default");
+        conn.set_meta("game", id);
+        conn.join(&room_of(id));
+        conn.send_json(&json!({ "type": "connected", "game_id": id, "state": load(id) }));
+        Ok(())
+    }
+
+    fn on_message(&mut self, conn: Conn, message: Message) {
+        if let Err(error) = message.json().and_then(|message| handle(conn, &message)) {
+            conn.send_error(error);
+        }
+    }
+
+    fn on_close(&mut self, conn: Conn, _close: &switchboard_sdk::Close) {
+        if let (Some(id), Some(player)) = (conn.meta("game"), conn.meta("player")) {
+            Room::named(&room_of(&id)).publish_json(&json!({ "type": "player_left", "player": player }));
+        }
+    }
+}
+
+fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
+    let id = conn.meta("game").unwrap_or_default();
+    let room_name = room_of(&id);
+    let room = Room::named(&room_name);
+    let action = message.optional("action").and_then(|action| action.as_str()).unwrap_or_default();
+    match action {
+        "join" => {
+            let player = message.str("player")?;
+            let mut game = load(&id);
+            if !game.players.iter().any(|known| known == player) && game.players.len() < 2 {
+                game.players.push(player.to_owned());
+                save(&id, &game);
+            }
+            let symbol = game.players.iter().position(|known| known == player).map(|index| ["X", "O"][index]);
+            conn.set_meta("player", player);
+            let role = if symbol.is_some() { "player" } else { "spectator" };
+            conn.send_json(&json!({ "type": "joined", "role": role, "symbol": symbol, "state": game }));
+            room.publish_json_except(
+                &json!({ "type": "player_joined", "player": player, "role": role, "symbol": symbol }),
+                conn,
+            );
+        }
+        "move" => {
+            let position = message.i64("position")?;
+            let mut game = load(&id);
+            let symbol = conn.meta("player").and_then(|player| game.players.iter().position(|known| *known == player));
+            let symbol = symbol.map(|index| ["X", "O"][index]);
+            let cell = usize::try_from(position).ok().filter(|cell| *cell < 9);
+            let (Some(symbol), Some(cell)) = (symbol, cell) else { return Err(invalid_move()) };
+            if game.result.is_some() || game.players.len() < 2 || game.turn != symbol || !game.board[cell].is_empty() {
+                return Err(invalid_move());
+            }
+            game.board[cell] = symbol.to_owned();
+            game.turn = if symbol == "X" { "O" } else { "X" }.to_owned();
+            let line = LINES.iter().find(|line| line.iter().all(|cell| game.board[*cell] == symbol));
+            if line.is_some() {
+                game.result = Some(symbol.to_owned());
+            } else if game.board.iter().all(|cell| !cell.is_empty()) {
+                game.result = Some("draw".to_owned());
+            }
+            save(&id, &game);
+            room.publish_json_except(
+                &json!({ "type": "move", "symbol": symbol, "position": cell, "turn": game.turn }),
+                conn,
+            );
+            if let Some(result) = &game.result {
+                room.publish_json(&json!({ "type": "game_over", "result": result, "line": line, "state": game }));
+            }
+        }
+        "chat" => {
+            let text = message.str("message")?;
+            let player = conn.meta("player").unwrap_or_else(|| "spectator".to_owned());
+            room.publish_json(
+                &json!({ "type": "chat", "player": player, "message": text, "timestamp": now_rfc3339() }),
+            );
+        }
+        "leave" => {
+            conn.leave(&room_name);
+            conn.send_json(&json!({ "type": "left", "game_id": id }));
+            room.publish_json(&json!({ "type": "player_left", "player": conn.meta("player") }));
+        }
+        "ping" => conn.send_json(&json!({ "type": "pong", "timestamp": now_rfc3339() })),
+        other => return Err(BadMessage::Other(format!("Unknown action: {other}"))),
+    }
+    Ok(())
+}
+
+fn invalid_move() -> BadMessage {
+    BadMessage::Other("Invalid move".to_owned())
+}
+
+fn room_of(id: &str) -> String {
+    format!("game:{id}")
+}
+
+fn load(id: &str) -> Game {
+    kv::get_json(&room_of(id)).unwrap_or_else(|| Game { turn: "X".to_owned(), ..Game::default() })
+}
+
+fn save(id: &str, game: &Game) {
+    if let Err(error) = kv::set_json(&room_of(id), game) {
+        switchboard_sdk::log::error(&format!("cannot save game {id}: {error:?}"));
+    }
+}
+
+switchboard_sdk::export!(TicTacToe);
