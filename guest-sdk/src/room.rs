@@ -52,6 +52,19 @@ impl<'a> Room<'a> {
         host::room_members(self.0).len()
     }
 
+    /// Turn on presence for this room: the host then sends its clients
+    /// `presence_state` when they join and `presence_diff` when a user
+    /// (bound with [`Conn::set_user`]) arrives or goes. Harmless to repeat.
+    pub fn track_presence(self) {
+        let _invalid_name = host::track_presence(self.0);
+    }
+
+    /// The users in the room (when its presence is tracked) and how many
+    /// connections each has there.
+    pub fn presence(self) -> Vec<(String, u32)> {
+        host::presence(self.0)
+    }
+
     /// Whether the room has no members (that is, does not exist).
     pub fn is_empty(self) -> bool {
         self.len() == 0

@@ -8,6 +8,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::peer::{ConnId, Peer};
+use crate::presence::{Change, Presence};
 
 /// Longest room name, metadata key or store key a plugin may use, in bytes.
 pub(crate) const MAX_NAME_LEN: usize = 1024;
@@ -51,6 +52,8 @@ struct Members {
     rooms: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     /// User id → that user's connections (`set-user`), for `send-to-user`.
     users: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    /// Who is in the rooms whose presence the plugin tracks.
+    presence: Presence,
 }
 
 #[derive(Debug)]
@@ -78,11 +81,14 @@ impl Channel {
     /// known (its metadata and user readable) until `remove`.
     pub(crate) fn leave_all(&self, conn: ConnId) -> Vec<String> {
         let mut members = self.members.write();
-        let Members { peers, rooms, users } = &mut *members;
+        let Members { peers, rooms, users, presence } = &mut *members;
         let Some(member) = peers.get_mut(&conn) else { return Vec::new() };
         let left: Vec<Arc<str>> = member.rooms.drain().collect();
         for room in &left {
             remove_from_group(rooms, room, conn);
+            if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
+                announce(rooms, presence, room, &[change], None);
+            }
         }
         if let Some(user) = &member.user {
             remove_from_group(users, user, conn);
@@ -112,22 +118,32 @@ impl Channel {
     pub(crate) fn join(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         check_name("room name", room)?;
         let mut members = self.members.write();
-        let Members { peers, rooms, .. } = &mut *members;
+        let Members { peers, rooms, presence, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
             member.rooms.insert(Arc::clone(&room));
-            rooms.entry(room).or_default().insert(conn, Arc::clone(&member.peer));
+            rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
+            if presence.is_tracked(&room) {
+                let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
+                member.peer.send(presence.state_frame(&room));
+                if let Some(change) = change {
+                    announce(rooms, presence, &room, &[change], Some(conn));
+                }
+            }
         }
         Ok(())
     }
 
     pub(crate) fn leave(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         let mut members = self.members.write();
-        let Members { peers, rooms, .. } = &mut *members;
+        let Members { peers, rooms, presence, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if member.rooms.remove(room) {
             remove_from_group(rooms, room, conn);
+            if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
+                announce(rooms, presence, room, &[change], None);
+            }
         }
         Ok(())
     }
@@ -136,15 +152,38 @@ impl Channel {
     pub(crate) fn set_user(&self, conn: ConnId, user: &str) -> Result<(), CallError> {
         check_name("user id", user)?;
         let mut members = self.members.write();
-        let Members { peers, users, .. } = &mut *members;
+        let Members { peers, rooms, users, presence } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
-        if let Some(previous) = member.user.take() {
-            remove_from_group(users, &previous, conn);
-        }
         let user: Arc<str> = user.into();
+        let previous = member.user.replace(Arc::clone(&user));
+        if let Some(previous) = &previous {
+            remove_from_group(users, previous, conn);
+        }
         users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
-        member.user = Some(user);
+        for room in &member.rooms {
+            let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
+            let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
+            if !changes.is_empty() {
+                announce(rooms, presence, room, &changes, None);
+            }
+        }
         Ok(())
+    }
+
+    /// Track presence in `room` from now on.
+    pub(crate) fn track_presence(&self, room: &str) -> Result<(), CallError> {
+        check_name("room name", room)?;
+        let mut members = self.members.write();
+        let Members { peers, rooms, presence, .. } = &mut *members;
+        let in_room = rooms.get(room).into_iter().flat_map(|members| members.keys());
+        let users = in_room.filter_map(|conn| peers.get(conn)?.user.as_ref());
+        presence.track(&Arc::from(room), users);
+        Ok(())
+    }
+
+    /// Who is in `room`, when its presence is tracked.
+    pub(crate) fn presence(&self, room: &str) -> Vec<(String, u32)> {
+        self.members.read().presence.users(room)
     }
 
     pub(crate) fn user_of(&self, conn: ConnId) -> Result<Option<String>, CallError> {
@@ -215,6 +254,19 @@ fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, exce
         }
     }
     reached
+}
+
+/// Tell a room's members (but `except`) who arrived and left.
+fn announce(
+    rooms: &HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    presence: &Presence,
+    room: &str,
+    changes: &[Change],
+    except: Option<ConnId>,
+) {
+    if let Some(members) = rooms.get(room) {
+        fan_out(members.values(), &presence.diff_frame(room, changes), except);
+    }
 }
 
 /// Take `conn` out of a room or a user's connections; drop the group when empty.

@@ -14,7 +14,8 @@
 //!   from its bounded queue, batched; rate limit (`rate_limit`), keep-alive,
 //!   slow clients;
 //! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
-//! - `channel`: a plugin's connections, rooms and key-value store;
+//! - `channel`: a plugin's connections, rooms, users and key-value store;
+//!   `presence`: who is in a room, Phoenix-style;
 //! - `registry`: the loaded plugins and the route table leading to them;
 //!   loading, replacing (hot reload) and unloading them;
 //! - `watcher`: watches the plugins folder and hands changes to the registry;
@@ -29,6 +30,7 @@ mod channel;
 mod config;
 mod http;
 mod peer;
+mod presence;
 mod publish;
 mod rate_limit;
 mod registry;

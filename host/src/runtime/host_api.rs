@@ -155,6 +155,14 @@ impl HostImports for HostState {
         }
     }
 
+    fn track_presence(&mut self, room: String) -> Result<(), HostError> {
+        Ok(self.channel.track_presence(&room)?)
+    }
+
+    fn presence(&mut self, room: String) -> Vec<(String, u32)> {
+        self.channel.presence(&room)
+    }
+
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
         self.channel.kv_get(&key)
     }

@@ -1,6 +1,8 @@
-//! Chat rooms with typing indicators and a user count. `/chat/:room_id`
-//! joins the room in the path; on `/chat` the client picks (and may switch)
-//! rooms with `{"type":"join","room_id":R}`.
+//! Chat rooms with typing indicators, a user count and presence.
+//! `/chat/:room_id` joins the room in the path; on `/chat` the client picks
+//! (and may switch) rooms with `{"type":"join","room_id":R}`. A client that
+//! names itself (`?user=NAME`, or a token's `sub`) shows up in the room's
+//! presence, once however many tabs it has open.
 //!
 //! Client → server: `join`, `leave`, `{"type":"message","user":U,"content":C}`,
 //! `{"type":"typing","user":U,"is_typing":B}`, `{"type":"ping"}`.
@@ -18,10 +20,11 @@ impl Plugin for Chat {
     const ROUTES: &'static [&'static str] = &["/chat", "/chat/:room_id"];
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
-        let room = request.param("room_id");
-        if let Some(room) = room {
-            conn.join(room);
+        let user = request.claim("sub").and_then(|sub| sub.as_str()).or(request.query("user"));
+        if let Some(user) = user {
+            conn.set_user(user);
         }
+        let room = request.param("room_id");
         conn.send_json(&json!({
             "type": "connected",
             "room": room,
@@ -29,7 +32,7 @@ impl Plugin for Chat {
             "timestamp": now_rfc3339(),
         }));
         if let Some(room) = room {
-            announce_user_count(room);
+            enter(conn, room);
         }
         Ok(())
     }
@@ -54,9 +57,8 @@ fn handle(conn: Conn, message: &Message) -> Result<(), BadMessage> {
         Some("join") => {
             let room = message.str("room_id").map_err(|_| BadMessage::Other("room_id required".into()))?;
             leave(conn, current.as_deref());
-            conn.join(room);
             conn.send_json(&json!({ "type": "joined", "room": room }));
-            announce_user_count(room);
+            enter(conn, room);
         }
         Some("leave") => leave(conn, current.as_deref()),
         Some("message") => {
@@ -78,6 +80,12 @@ fn handle(conn: Conn, message: &Message) -> Result<(), BadMessage> {
 
 fn in_room(current: &Option<String>) -> Result<Room<'_>, BadMessage> {
     current.as_deref().map(Room::named).ok_or_else(|| BadMessage::Other("Not in a room".into()))
+}
+
+fn enter(conn: Conn, room: &str) {
+    Room::named(room).track_presence();
+    conn.join(room);
+    announce_user_count(room);
 }
 
 fn leave(conn: Conn, room: Option<&str>) {

@@ -27,6 +27,7 @@ async fn connect_greets_and_counts_users_on_join_and_leave() -> anyhow::Result<(
     assert_eq!(connected["type"], "connected");
     assert_eq!(connected["room"], "lobby");
     assert!(connected["timestamp"].is_string());
+    assert_eq!(alice.recv_json().await?, json!({"type": "presence_state", "room": "lobby", "users": {}}));
     assert_eq!(alice.recv_json().await?, json!({"type": "users", "room": "lobby", "count": 1}));
 
     let mut bob = join(&server, "lobby").await?;
@@ -149,7 +150,7 @@ async fn on_plain_chat_clients_join_and_switch_rooms_by_message() -> anyhow::Res
 
     ann.send_json(&json!({"type": "join", "room_id": "red"})).await?;
     assert_eq!(ann.recv_json().await?, json!({"type": "joined", "room": "red"}));
-    assert_eq!(ann.recv_json().await?, json!({"type": "users", "room": "red", "count": 1}));
+    assert_eq!(ann.recv_type("users").await?, json!({"type": "users", "room": "red", "count": 1}));
     let mut bob = join(&server, "red").await?;
     wait_for_count(&mut ann, 2).await?;
 
@@ -162,5 +163,33 @@ async fn on_plain_chat_clients_join_and_switch_rooms_by_message() -> anyhow::Res
     assert_eq!(ann.recv_type("message").await?["content"], "blue now");
     bob.send_json(&json!({"type": "message", "user": "bob", "content": "still red"})).await?;
     assert_eq!(bob.recv_type("message").await?["content"], "still red");
+    Ok(())
+}
+
+#[tokio::test]
+async fn presence_counts_a_user_once_across_tabs() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut first_tab = server.connect("/chat/p?user=ann").await?;
+    first_tab.recv_type("presence_state").await?;
+    let mut bob = server.connect("/chat/p?user=bob").await?;
+    let state = bob.recv_type("presence_state").await?;
+    assert_eq!(state["users"], json!({"ann": {"connections": 1}, "bob": {"connections": 1}}), "{state}");
+    let diff = first_tab.recv_type("presence_diff").await?;
+    assert_eq!((diff["joins"].clone(), diff["leaves"].clone()), (json!({"bob": {"connections": 1}}), json!({})));
+
+    // A second tab of ann: no news for the room.
+    let mut second_tab = server.connect("/chat/p?user=ann").await?;
+    assert_eq!(second_tab.recv_type("presence_state").await?["users"]["ann"]["connections"], 2);
+    second_tab.close().await?;
+    // Only when ann's last tab goes does the room hear she left.
+    first_tab.close().await?;
+    loop {
+        let message = bob.recv_json().await?;
+        if message["type"] == "presence_diff" {
+            assert_eq!(message["leaves"], json!({"ann": {"connections": 0}}), "{message}");
+            assert_eq!(message["joins"], json!({}));
+            break;
+        }
+    }
     Ok(())
 }
