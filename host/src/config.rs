@@ -43,6 +43,9 @@ pub struct Config {
     pub plugins: PathBuf,
     /// Reload plugins when their files change (hot reload).
     pub watch: bool,
+    /// Folder served over plain HTTP at `/` (the demo page); nothing is
+    /// served when it does not exist.
+    pub public: PathBuf,
     /// Where compiled plugins are cached across restarts ("" turns the cache
     /// off). Default: `$XDG_CACHE_HOME/switchboard`, `~/.cache/switchboard`,
     /// or the system's temporary folder.
@@ -68,6 +71,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             plugins: PathBuf::from("plugins"),
             watch: true,
+            public: PathBuf::from("public"),
             compile_cache: None,
             allowed_origins: Vec::new(),
             limits: Limits::default(),

@@ -44,7 +44,11 @@ pub(crate) async fn handle(
         return Ok(api(request, &shared).await);
     }
     let Some(routed) = shared.registry.route(path) else {
-        return Ok(text(StatusCode::NOT_FOUND, "no channel serves this path\n"));
+        let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+        return Ok(match crate::static_files::resolve(&shared.config.public, path).filter(|_| is_read) {
+            Some(file) => crate::static_files::serve(&file, request.method(), request.headers()).await,
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        });
     };
     Ok(upgrade(request, shared, routed, remote))
 }

@@ -8,6 +8,7 @@
 //! - `server`: binds, loads plugins, accepts connections, shuts down;
 //! - `http`: 404 / 426 / the HTTP API, and the WebSocket upgrade;
 //! - `publish`: `POST /api/publish`, events from the backend;
+//! - `static_files`: the public folder (the demo page);
 //! - `routes`: route patterns with `:param` segments and the route table;
 //! - `auth`: token (JWT) verification;
 //! - `websocket`: one connection's task: frames in to the plugin, frames out
@@ -37,6 +38,7 @@ mod registry;
 mod routes;
 mod runtime;
 mod server;
+mod static_files;
 mod watcher;
 mod websocket;
 

@@ -6,7 +6,8 @@
 //! Client → server, routed by `action`: `join` (`player`), `move`
 //! (`position` 0–8, row by row), `chat` (`message`), `leave`, `ping`.
 //! Server → client, by `type`: `connected`, `joined`, `player_joined`,
-//! `move`, `game_over`, `chat`, `player_left`, `pong`, `error`.
+//! `move` (to the others), `move_accepted` (to the mover), `game_over`,
+//! `chat`, `player_left`, `pong`, `error`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -1,0 +1,91 @@
+// The demo page in headless Chromium, against the real server and plugins:
+// two pages chat, a notification published with curl reaches the feed, and
+// the two pages play tic-tac-toe to the end. A screenshot is kept in
+// target/browser/demo.png.
+//
+// Run: `npm test` in this folder (after `npm ci`), with Debian's chromium
+// installed; it builds the server and the plugins with cargo first.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, copyFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const API_KEY = "browser-test-key";
+const PLUGINS = ["chat", "notifications", "game"];
+let server, address, browser;
+
+before(async () => {
+  const cargo = (args) => execFileSync("cargo", args, { cwd: root, stdio: "inherit" });
+  cargo(["build", "--release", "-p", "switchboard"]);
+  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", ...PLUGINS.flatMap((p) => ["-p", `switchboard-plugin-${p}`])]);
+  const folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
+  mkdirSync(join(folder, "plugins"));
+  for (const plugin of PLUGINS) {
+    copyFileSync(join(root, `target/wasm32-wasip2/plugin/switchboard_plugin_${plugin}.wasm`), join(folder, "plugins", `${plugin}.wasm`));
+  }
+  const config = join(folder, "switchboard.toml");
+  writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${join(folder, "plugins")}"\npublic = "${join(root, "public")}"\n[api]\nkey = "${API_KEY}"\n`);
+  server = spawn(join(root, "target/release/switchboard"), ["serve", "--config", config], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise((resolveLine, reject) => {
+    createInterface({ input: server.stdout }).once("line", resolveLine);
+    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  address = line.replace("listening on ", "");
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+async function open(name) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  page.on("pageerror", (error) => assert.fail(`page error on ${name}'s page: ${error}`));
+  await page.goto(`${address}/?name=${name}`);
+  await page.locator("#status", { hasText: "connected" }).waitFor();
+  return page;
+}
+
+test("two pages chat, get a published notification and play a game to the end", async () => {
+  const ann = await open("ann");
+  const bob = await open("bob");
+
+  // Chat: typed in one page, shown in the other; presence shows both users.
+  await ann.locator("#present", { hasText: "ann, bob" }).waitFor();
+  await ann.fill("#chat-input", "hello from ann");
+  await ann.click("#chat-form button");
+  await bob.locator("#messages li", { hasText: "hello from ann" }).waitFor();
+
+  // A notification published by the backend with curl reaches both feeds.
+  const body = JSON.stringify({ plugin: "notifications", topic: "user_created", payload: { user: { name: "Zoe" } } });
+  const answer = execFileSync("curl", ["-sS", "-X", "POST", `${address}/api/publish`, "-H", `Authorization: Bearer ${API_KEY}`, "-H", "Content-Type: application/json", "-d", body]);
+  assert.equal(JSON.parse(answer).delivered, 2);
+  for (const page of [ann, bob]) await page.locator("#feed li", { hasText: "user_created" }).waitFor();
+
+  // Tic-tac-toe: ann is X, bob is O; X wins on the diagonal.
+  await ann.click("#game-join");
+  await ann.locator("#game-status", { hasText: "you are X" }).waitFor();
+  await bob.click("#game-join");
+  await bob.locator("#game-status", { hasText: "you are O" }).waitFor();
+  const moves = [[ann, 0], [bob, 1], [ann, 4], [bob, 2], [ann, 8]];
+  for (const [index, [page, cell]] of moves.entries()) {
+    await page.click(`#board button[data-cell="${cell}"]`);
+    const other = page === ann ? bob : ann;
+    const mark = index % 2 === 0 ? "X" : "O";
+    await other.locator(`#board button[data-cell="${cell}"]`, { hasText: mark }).waitFor();
+  }
+  for (const page of [ann, bob]) await page.locator("#game-status", { hasText: "X wins" }).waitFor();
+
+  mkdirSync(join(root, "target/browser"), { recursive: true });
+  await ann.screenshot({ path: join(root, "target/browser/demo.png"), fullPage: true });
+});
