@@ -1,1 +1,203 @@
-fn main() {}
+//! `switchboard-bench`: Switchboard against a plain tokio-tungstenite
+//! baseline, in one run, on the same machine. Prints one table; the
+//! Switchboard / baseline ratios are what we track (see BENCHMARKS.md).
+//!
+//! Run it through `bench/run [--quick]`, which builds everything, raises the
+//! open-file limit and pins this client to core 1 (the servers get core 0).
+#![allow(clippy::print_stdout, reason = "the table is this program's output")]
+
+mod scenarios;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use servers::Server;
+
+/// One line of the table.
+struct Row {
+    scenario: String,
+    metric: &'static str,
+    switchboard: f64,
+    baseline: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let only: Option<String> = std::env::args().skip_while(|arg| arg != "--only").nth(1);
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let bench = Bench::locate()?;
+    let mut rows = Vec::new();
+
+    if wanted("fanout") {
+        let sizes: &[(usize, usize)] = if quick { &[(1000, 50)] } else { &[(1000, 100), (5000, 20)] };
+        for &(subscribers, messages) in sizes {
+            for (label, interval) in [("paced 20ms", Duration::from_millis(20)), ("flat out", Duration::ZERO)] {
+                let ours = scenarios::fan_out(&bench.switchboard()?, subscribers, messages, interval).await?;
+                let base = scenarios::fan_out(&bench.baseline()?, subscribers, messages, interval).await?;
+                let scenario = format!("fan-out {subscribers} subs × {messages}, {label}");
+                rows.push(row(&scenario, "deliveries/s", ours.deliveries_per_second, base.deliveries_per_second));
+                rows.push(row(&scenario, "server CPU µs/delivery", ours.cpu_us_per_delivery, base.cpu_us_per_delivery));
+                rows.push(row(&scenario, "latency p50 µs", ours.latency.0, base.latency.0));
+                rows.push(row(&scenario, "latency p99 µs", ours.latency.1, base.latency.1));
+                rows.push(row(&scenario, "latency max µs", ours.latency.2, base.latency.2));
+                rows.push(row(&scenario, "setup s", ours.setup.as_secs_f64(), base.setup.as_secs_f64()));
+            }
+        }
+    }
+    if wanted("echo") {
+        let duration = Duration::from_secs(if quick { 1 } else { 3 });
+        for clients in [1, 100] {
+            let ours = scenarios::echo(&bench.switchboard()?, clients, duration).await?;
+            let base = scenarios::echo(&bench.baseline()?, clients, duration).await?;
+            let scenario = format!("echo, {clients} client(s)");
+            rows.push(row(&scenario, "round trips/s", ours.round_trips_per_second, base.round_trips_per_second));
+            rows.push(row(&scenario, "server CPU µs/message", ours.cpu_us_per_message, base.cpu_us_per_message));
+            rows.push(row(&scenario, "latency p50 µs", ours.latency.0, base.latency.0));
+            rows.push(row(&scenario, "latency p99 µs", ours.latency.1, base.latency.1));
+        }
+    }
+    if wanted("idle") {
+        let counts: &[usize] = if quick { &[5000] } else { &[5000, 10_000, 19_000] };
+        for &count in counts {
+            let (ours, ours_time) = scenarios::idle(&bench.switchboard()?, count).await?;
+            let (base, base_time) = scenarios::idle(&bench.baseline()?, count).await?;
+            let scenario = format!("idle, {count} connections");
+            rows.push(row(&scenario, "server RSS KiB/connection", ours, base));
+            rows.push(row(&scenario, "time to open s", ours_time.as_secs_f64(), base_time.as_secs_f64()));
+        }
+    }
+    if wanted("reload") {
+        let server = bench.switchboard()?;
+        let mut samples = scenarios::reloads(&server, &std::fs::read(&bench.chat)?, 20).await?;
+        samples.sort_by(f64::total_cmp);
+        rows.push(Row {
+            scenario: "reload chat ×20".into(),
+            metric: "write → new version ms, median",
+            switchboard: samples[samples.len() / 2],
+            baseline: None,
+        });
+        rows.push(Row {
+            scenario: "reload chat ×20".into(),
+            metric: "write → new version ms, max",
+            switchboard: samples[samples.len() - 1],
+            baseline: None,
+        });
+        let (cold, warm) = bench.start_up()?;
+        rows.push(Row {
+            scenario: "start-up, echo + chat".into(),
+            metric: "ms, empty compile cache",
+            switchboard: cold,
+            baseline: None,
+        });
+        rows.push(Row {
+            scenario: "start-up, echo + chat".into(),
+            metric: "ms, cached",
+            switchboard: warm,
+            baseline: None,
+        });
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn row(scenario: &str, metric: &'static str, switchboard: f64, baseline: f64) -> Row {
+    Row { scenario: scenario.to_owned(), metric, switchboard, baseline: Some(baseline) }
+}
+
+fn print_table(rows: &[Row]) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    // Counted from /proc: this process is pinned to one core.
+    let cores = std::fs::read_to_string("/proc/cpuinfo").map(|info| info.matches("processor\t").count()).unwrap_or(0);
+    let pinned = if servers::pinning() { "server on core 0, client on core 1" } else { "not pinned (no taskset)" };
+    println!("machine: {cores} cores, {cpu}; {pinned}");
+    println!("{:<38} {:<32} {:>12} {:>12} {:>7}", "scenario", "metric", "switchboard", "baseline", "ratio");
+    for row in rows {
+        let (baseline, ratio) = match row.baseline {
+            Some(baseline) => (format!("{baseline:.2}"), format!("{:.2}", row.switchboard / baseline)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!("{:<38} {:<32} {:>12.2} {:>12} {:>7}", row.scenario, row.metric, row.switchboard, baseline, ratio);
+    }
+}
+
+/// Where the programs and plugins are.
+struct Bench {
+    server: PathBuf,
+    baseline: PathBuf,
+    echo: PathBuf,
+    chat: PathBuf,
+}
+
+impl Bench {
+    fn locate() -> anyhow::Result<Bench> {
+        let bin = std::env::current_exe()?.parent().context("no folder")?.to_owned();
+        let root = bin.parent().and_then(Path::parent).context("not in target/release")?.to_owned();
+        let plugins = root.join("target/wasm32-wasip2/plugin");
+        let bench = Bench {
+            server: bin.join("switchboard"),
+            baseline: bin.join("baseline"),
+            echo: plugins.join("switchboard_plugin_echo.wasm"),
+            chat: plugins.join("switchboard_plugin_chat.wasm"),
+        };
+        for file in [&bench.server, &bench.baseline, &bench.echo, &bench.chat] {
+            anyhow::ensure!(file.is_file(), "{} is missing: run bench/run", file.display());
+        }
+        Ok(bench)
+    }
+
+    /// A fresh Switchboard with echo and chat and limits that stay out of the way.
+    fn switchboard(&self) -> anyhow::Result<Server> {
+        self.switchboard_with_cache(None)
+    }
+
+    fn switchboard_with_cache(&self, cache: Option<&Path>) -> anyhow::Result<Server> {
+        let folder = std::env::temp_dir().join(format!("switchboard-bench-{}-{}", std::process::id(), next()));
+        let plugins = folder.join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        std::fs::copy(&self.echo, plugins.join("echo.wasm"))?;
+        std::fs::copy(&self.chat, plugins.join("chat.wasm"))?;
+        let cache = cache.map(|cache| format!("compile_cache = \"{}\"\n", cache.display())).unwrap_or_default();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\nplugins = \"{}\"\n{cache}[limits]\nmessages_per_second = 10000000\nmessage_burst = 10000000\nsend_queue = 4096\n",
+            plugins.display()
+        );
+        std::fs::write(folder.join("switchboard.toml"), config)?;
+        let config = folder.join("switchboard.toml");
+        Server::start(&self.server, &["serve", "--config", &config.display().to_string()], Some(folder))
+    }
+
+    fn baseline(&self) -> anyhow::Result<Server> {
+        Server::start(&self.baseline, &["127.0.0.1:0"], None)
+    }
+
+    /// Milliseconds from spawning the server to its `listening` line: with an
+    /// empty compile cache, then with the cache it filled.
+    fn start_up(&self) -> anyhow::Result<(f64, f64)> {
+        let cache = std::env::temp_dir().join(format!("switchboard-bench-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut times = Vec::new();
+        for _ in 0..2 {
+            let start = Instant::now();
+            let server = self.switchboard_with_cache(Some(&cache))?;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            drop(server);
+        }
+        let _ = std::fs::remove_dir_all(&cache);
+        Ok((times[0], times[1]))
+    }
+}
+
+fn next() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

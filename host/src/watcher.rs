@@ -2,9 +2,10 @@
 //!
 //! Editors and cargo write files in several steps (truncate + write, or
 //! write a temporary file + rename), so events are debounced: a file is
-//! looked at once it has been quiet for [`DEBOUNCE`]. A half-written file
-//! simply fails to compile; the old version keeps serving and the next
-//! event tries again.
+//! looked at once it has been quiet for [`DEBOUNCE`], or only [`SETTLE`]
+//! after an event that says the file is complete (closed after writing,
+//! renamed into place). A half-written file simply fails to compile; the old
+//! version keeps serving and the next event tries again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,11 +20,15 @@ use crate::registry::{Registry, is_plugin_file};
 
 /// How long a file must be quiet before it is (re)loaded.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(100);
+/// How long to wait after a file was closed or renamed into place, to catch
+/// the rest of a burst (several files saved together).
+pub(crate) const SETTLE: Duration = Duration::from_millis(10);
 
 /// What the watcher thread tells the reload task.
 enum Change {
-    /// Something happened to this plugin file.
-    File(PathBuf),
+    /// Something happened to this plugin file; `complete` when the event
+    /// says the writer is done with it.
+    File { path: PathBuf, complete: bool },
     /// Events were lost (queue overflow): look at the whole folder again.
     Rescan,
 }
@@ -44,8 +49,9 @@ impl PluginWatcher {
                 let _ = changes.send(Change::Rescan);
             }
             Ok(event) if is_content_change(&event.kind) => {
+                let complete = is_completion(&event.kind);
                 for path in event.paths.into_iter().filter(|path| is_plugin_file(path)) {
-                    let _ = changes.send(Change::File(path));
+                    let _ = changes.send(Change::File { path, complete });
                 }
             }
             Ok(_) => {}
@@ -76,15 +82,30 @@ fn is_content_change(kind: &EventKind) -> bool {
     }
 }
 
+/// Events after which the file is whole: the writer closed it, or it was
+/// renamed into place (or removed).
+fn is_completion(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Remove(_)
+    )
+}
+
 async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: mpsc::UnboundedReceiver<Change>) {
-    // File → when its first event of the current burst arrived.
-    let mut pending: HashMap<PathBuf, Instant> = HashMap::new();
+    // File → when its first event of the current burst arrived, and
+    // whether its last event said it is complete.
+    let mut pending: HashMap<PathBuf, (Instant, bool)> = HashMap::new();
     let mut rescan: Option<Instant> = None;
     while let Some(change) = queue.recv().await {
         note(change, &mut pending, &mut rescan);
-        // Wait until the folder has been quiet for a debounce period.
+        // Wait until the folder has been quiet long enough.
         loop {
-            match tokio::time::timeout(DEBOUNCE, queue.recv()).await {
+            let all_complete = rescan.is_none() && pending.values().all(|(_, complete)| *complete);
+            let quiet = if all_complete { SETTLE } else { DEBOUNCE };
+            match tokio::time::timeout(quiet, queue.recv()).await {
                 Ok(Some(change)) => note(change, &mut pending, &mut rescan),
                 Ok(None) => return,
                 Err(_quiet) => break,
@@ -97,7 +118,7 @@ async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: mpsc::Unb
             }
             continue;
         }
-        let mut files: Vec<(PathBuf, Instant)> = pending.drain().collect();
+        let mut files: Vec<(PathBuf, Instant)> = pending.drain().map(|(file, (since, _))| (file, since)).collect();
         files.sort();
         for (file, since) in files {
             registry.file_changed(&file, since).await;
@@ -105,11 +126,11 @@ async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: mpsc::Unb
     }
 }
 
-fn note(change: Change, pending: &mut HashMap<PathBuf, Instant>, rescan: &mut Option<Instant>) {
+fn note(change: Change, pending: &mut HashMap<PathBuf, (Instant, bool)>, rescan: &mut Option<Instant>) {
     let now = Instant::now();
     match change {
-        Change::File(path) => {
-            pending.entry(path).or_insert(now);
+        Change::File { path, complete } => {
+            pending.entry(path).or_insert((now, complete)).1 = complete;
         }
         Change::Rescan => {
             rescan.get_or_insert(now);
