@@ -138,6 +138,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a backend sends, the answer is a request or a 400.
+        #[test]
+        fn any_body_is_answered(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Err(error) = parse(&body) {
+                proptest::prop_assert_eq!(error.status, 400);
+            }
+        }
+
+        /// The same for bodies that are JSON objects of the right keys, with
+        /// values of any type.
+        #[test]
+        fn any_mix_of_fields_is_answered(
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec!["plugin", "topic", "payload", "room", "user", "message", "other"]),
+                proptest::sample::select(vec![json!("x"), json!(1), json!(null), json!([]), json!({"a": 1}), json!(true)]),
+                0..7,
+            )
+        ) {
+            let body = serde_json::to_vec(&fields).expect("a map of JSON values serialises");
+            if let Err(error) = parse(&body) {
+                proptest::prop_assert_eq!(error.status, 400);
+            }
+        }
+    }
+
     #[test]
     fn only_the_right_key_is_authorised() {
         assert!(authorised(Some("Bearer k3y"), Some("k3y")));
