@@ -28,6 +28,17 @@ async fn connect(addr: &str, path: &str) -> anyhow::Result<Socket> {
     Ok(socket)
 }
 
+/// Open `count` connections to `path`, [`CONNECT_CONCURRENCY`] at a time.
+async fn connect_many(addr: &str, path: &str, count: usize) -> anyhow::Result<Vec<Socket>> {
+    stream::iter(0..count)
+        .map(|_| connect(addr, path))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Latency figures in microseconds: p50, p99, max.
 pub(crate) fn percentiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
     samples.sort_unstable();
@@ -55,13 +66,7 @@ pub(crate) async fn fan_out(
     interval: Duration,
 ) -> anyhow::Result<FanOut> {
     let started = Instant::now();
-    let sockets: Vec<Socket> = stream::iter(0..subscribers)
-        .map(|_| connect(&server.addr, "/chat/bench"))
-        .buffer_unordered(CONNECT_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let sockets = connect_many(&server.addr, "/chat/bench", subscribers).await?;
     let readers: Vec<_> = sockets.into_iter().map(|socket| tokio::spawn(receive(socket, messages))).collect();
     let mut publisher = connect(&server.addr, "/chat/bench").await?;
     // Joining last, the publisher sees the full count once everyone is in.
@@ -182,13 +187,7 @@ pub(crate) async fn echo(server: &Server, clients: usize, duration: Duration) ->
 pub(crate) async fn idle(server: &Server, count: usize) -> anyhow::Result<(f64, Duration)> {
     let before = server.rss_kib()?;
     let start = Instant::now();
-    let sockets: Vec<Socket> = stream::iter(0..count)
-        .map(|_| connect(&server.addr, "/echo"))
-        .buffer_unordered(CONNECT_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let sockets = connect_many(&server.addr, "/echo", count).await?;
     let opened = start.elapsed();
     // Let the server's tasks settle before reading its memory.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -60,8 +60,9 @@ impl Peer {
         match self.outbox.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(conn = self.id, "send queue full, dropping slow client");
-                self.abort(CLOSE_TOO_SLOW, "client too slow");
+                if self.abort(CLOSE_TOO_SLOW, "client too slow") {
+                    tracing::warn!(conn = self.id, "send queue full, dropping slow client");
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -73,13 +74,16 @@ impl Peer {
         self.send(Message::Close(Some(close_frame(code, reason))))
     }
 
-    /// Close now, dropping whatever is still queued.
-    pub(crate) fn abort(&self, code: u16, reason: &str) {
+    /// Close now, dropping whatever is still queued. Returns false when the
+    /// connection was already being dropped.
+    pub(crate) fn abort(&self, code: u16, reason: &str) -> bool {
         let mut abort = self.abort.lock();
-        if abort.is_none() {
-            *abort = Some(close_frame(code, reason));
-            self.aborted.notify_one();
+        if abort.is_some() {
+            return false;
         }
+        *abort = Some(close_frame(code, reason));
+        self.aborted.notify_one();
+        true
     }
 
     /// Resolves once `abort` was called, with the close frame to send.

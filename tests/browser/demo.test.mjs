@@ -21,13 +21,16 @@ const PLUGINS = ["chat", "notifications", "game"];
 let server, address, browser;
 
 before(async () => {
+  // The same builds as `cargo test --release --workspace` and tests/build.rs
+  // make, so that after scripts/test's cargo step these are no-ops.
   const cargo = (args) => execFileSync("cargo", args, { cwd: root, stdio: "inherit" });
-  cargo(["build", "--release", "-p", "switchboard"]);
-  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", ...PLUGINS.flatMap((p) => ["-p", `switchboard-plugin-${p}`])]);
+  cargo(["test", "--release", "--workspace", "--no-run"]);
+  const plugins = join(root, "target/test-plugins");
+  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir", plugins, ...PLUGINS.flatMap((p) => ["-p", `switchboard-plugin-${p}`])]);
   const folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
   mkdirSync(join(folder, "plugins"));
   for (const plugin of PLUGINS) {
-    copyFileSync(join(root, `target/wasm32-wasip2/plugin/switchboard_plugin_${plugin}.wasm`), join(folder, "plugins", `${plugin}.wasm`));
+    copyFileSync(join(plugins, `wasm32-wasip2/plugin/switchboard_plugin_${plugin}.wasm`), join(folder, "plugins", `${plugin}.wasm`));
   }
   const config = join(folder, "switchboard.toml");
   writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${join(folder, "plugins")}"\npublic = "${join(root, "public")}"\n[api]\nkey = "${API_KEY}"\n`);
