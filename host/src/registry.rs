@@ -173,7 +173,8 @@ impl Registry {
         let elapsed = since.elapsed();
         match outcome {
             Ok(Loaded::New { name, version }) => {
-                let routes = self.plugins.lock().get(&name).map(|plugin| plugin.info.routes.clone());
+                let routes =
+                    self.plugins.lock().get(&name).map(|plugin| plugin.info.routes.clone()).unwrap_or_default();
                 tracing::info!(plugin = name, version, ?routes, file = %file.display(), ?elapsed, "plugin loaded");
             }
             Ok(Loaded::Replaced { name, from, to }) => {

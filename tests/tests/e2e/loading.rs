@@ -46,7 +46,10 @@ async fn a_second_plugin_claiming_a_route_is_refused() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_api_lists_plugins_with_their_routes_and_connections() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::CHAT, plugins::ECHO]).await?;
-    let _client = server.connect("/echo").await?;
+    let mut client = server.connect("/echo").await?;
+    // A round trip proves the plugin has registered the connection.
+    client.send_text("registered?").await?;
+    assert_eq!(client.recv_text().await?, "registered?");
     let api = server.plugins_api().await?;
     let chat = &api["plugins"][0];
     assert_eq!(chat["name"], "chat");
