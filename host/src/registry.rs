@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
 
 use crate::channel::Channel;
 use crate::config::Config;
@@ -129,22 +130,11 @@ impl Registry {
                 self.unload_file(&plugin.file).await;
             }
         }
-        let compiling: Vec<_> = files
-            .into_iter()
-            .map(|file| {
-                let registry = Arc::clone(self);
-                let path = file.clone();
-                (file, tokio::task::spawn_blocking(move || registry.compile_file(&path)))
-            })
-            .collect();
+        // Compile them all at once (on blocking threads), apply in order.
+        let compiling: Vec<_> = files.into_iter().map(|file| (self.start_compiling(&file), file)).collect();
         let mut loaded = 0;
-        for (file, compiled) in compiling {
-            let outcome = match compiled.await {
-                Ok(Ok(Some((sha256, compiled)))) => self.apply(&file, sha256, compiled, since).await,
-                Ok(Ok(None)) => Ok(Loaded::Unchanged),
-                Ok(Err(error)) => Err(error),
-                Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
-            };
+        for (compiling, file) in compiling {
+            let outcome = self.load(&file, compiling, since).await;
             loaded += usize::from(outcome.is_ok());
             self.report(&file, outcome, since);
         }
@@ -158,15 +148,30 @@ impl Registry {
             self.failures.lock().remove(file);
             return;
         }
+        let outcome = self.load(file, self.start_compiling(file), since).await;
+        self.report(file, outcome, since);
+    }
+
+    /// Compile `file` on a blocking thread: it is CPU work.
+    fn start_compiling(self: &Arc<Self>, file: &Path) -> JoinHandle<Result<Option<(String, Compiled)>, PluginError>> {
         let registry = Arc::clone(self);
-        let path = file.to_owned();
-        let outcome = match tokio::task::spawn_blocking(move || registry.compile_file(&path)).await {
+        let file = file.to_owned();
+        tokio::task::spawn_blocking(move || registry.compile_file(&file))
+    }
+
+    /// Wait for a compilation and make its result serve.
+    async fn load(
+        &self,
+        file: &Path,
+        compiling: JoinHandle<Result<Option<(String, Compiled)>, PluginError>>,
+        since: Instant,
+    ) -> Result<Loaded, PluginError> {
+        match compiling.await {
             Ok(Ok(Some((sha256, compiled)))) => self.apply(file, sha256, compiled, since).await,
             Ok(Ok(None)) => Ok(Loaded::Unchanged),
             Ok(Err(error)) => Err(error),
             Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
-        };
-        self.report(file, outcome, since);
+        }
     }
 
     fn report(&self, file: &Path, outcome: Result<Loaded, PluginError>, since: Instant) {
