@@ -220,7 +220,7 @@ impl Actor {
         callback: &str,
         f: impl FnOnce(&bindings::Channel, &mut wasmtime::Store<super::HostState>) -> wasmtime::Result<R>,
     ) -> Option<R> {
-        let instance = match self.instance.take() {
+        let mut instance = match self.instance.take() {
             Some(instance) => instance,
             None => match Instance::new(&self.compiled, Arc::clone(&self.channel)) {
                 Ok(instance) => instance,
@@ -230,7 +230,6 @@ impl Actor {
                 }
             },
         };
-        let mut instance = instance;
         instance.arm(&self.compiled);
         match f(&instance.exports, &mut instance.store) {
             Ok(value) => {
@@ -239,8 +238,8 @@ impl Actor {
             }
             Err(error) => {
                 let why = match error.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => "exceeded its time limit".to_owned(),
-                    _ => "trapped".to_owned(),
+                    Some(wasmtime::Trap::Interrupt) => "exceeded its time limit",
+                    _ => "trapped",
                 };
                 tracing::error!(plugin = &*self.channel.name, callback, "plugin {why}: {error:?}");
                 // The trapped store refuses every later call: start afresh.
