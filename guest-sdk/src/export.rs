@@ -42,6 +42,10 @@ impl<E: Export> Guest for E {
         E::with(|plugin| plugin.on_close(Conn::from_id(info.connection), &close));
     }
 
+    fn on_presence(room: String, joins: Vec<String>, leaves: Vec<String>) {
+        E::with(|plugin| plugin.on_presence(&room, joins, leaves));
+    }
+
     fn on_publish(topic: String, payload: String) {
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
         E::with(|plugin| plugin.on_publish(&topic, payload));

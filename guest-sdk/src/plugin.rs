@@ -40,6 +40,13 @@ pub trait Plugin: Default + 'static {
         let _ = (conn, close);
     }
 
+    /// Who is in a room whose presence this plugin tracks
+    /// ([`Room::track_presence`](crate::Room::track_presence)) changed:
+    /// `joins` arrived (their first connection), `leaves` left (their last).
+    fn on_presence(&mut self, room: &str, joins: Vec<String>, leaves: Vec<String>) {
+        let _ = (room, joins, leaves);
+    }
+
     /// The backend published an event for this plugin (`POST /api/publish`
     /// with a `topic`); `payload` is the JSON it sent. Whatever the plugin
     /// sends while handling it is counted in the answer to the backend.

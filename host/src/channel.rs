@@ -54,7 +54,12 @@ struct Members {
     users: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     /// Who is in the rooms whose presence the plugin tracks.
     presence: Presence,
+    /// Presence changes the plugin has not been told of yet: (room, joins, leaves).
+    presence_events: Vec<PresenceEvent>,
 }
+
+/// A change of who is in a room: the room, users who arrived, users who left.
+pub(crate) type PresenceEvent = (String, Vec<String>, Vec<String>);
 
 #[derive(Debug)]
 struct Member {
@@ -81,13 +86,13 @@ impl Channel {
     /// known (its metadata and user readable) until `remove`.
     pub(crate) fn leave_all(&self, conn: ConnId) -> Vec<String> {
         let mut members = self.members.write();
-        let Members { peers, rooms, users, presence } = &mut *members;
+        let Members { peers, rooms, users, presence, presence_events } = &mut *members;
         let Some(member) = peers.get_mut(&conn) else { return Vec::new() };
         let left: Vec<Arc<str>> = member.rooms.drain().collect();
         for room in &left {
             remove_from_group(rooms, room, conn);
             if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
-                announce(rooms, presence, room, &[change], None);
+                announce(rooms, presence, presence_events, room, &[change], None);
             }
         }
         if let Some(user) = &member.user {
@@ -118,7 +123,7 @@ impl Channel {
     pub(crate) fn join(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         check_name("room name", room)?;
         let mut members = self.members.write();
-        let Members { peers, rooms, presence, .. } = &mut *members;
+        let Members { peers, rooms, presence, presence_events, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
@@ -128,7 +133,7 @@ impl Channel {
                 let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
                 member.peer.send(presence.state_frame(&room));
                 if let Some(change) = change {
-                    announce(rooms, presence, &room, &[change], Some(conn));
+                    announce(rooms, presence, presence_events, &room, &[change], Some(conn));
                 }
             }
         }
@@ -137,12 +142,12 @@ impl Channel {
 
     pub(crate) fn leave(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         let mut members = self.members.write();
-        let Members { peers, rooms, presence, .. } = &mut *members;
+        let Members { peers, rooms, presence, presence_events, .. } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         if member.rooms.remove(room) {
             remove_from_group(rooms, room, conn);
             if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
-                announce(rooms, presence, room, &[change], None);
+                announce(rooms, presence, presence_events, room, &[change], None);
             }
         }
         Ok(())
@@ -152,7 +157,7 @@ impl Channel {
     pub(crate) fn set_user(&self, conn: ConnId, user: &str) -> Result<(), CallError> {
         check_name("user id", user)?;
         let mut members = self.members.write();
-        let Members { peers, rooms, users, presence } = &mut *members;
+        let Members { peers, rooms, users, presence, presence_events } = &mut *members;
         let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
         let user: Arc<str> = user.into();
         let previous = member.user.replace(Arc::clone(&user));
@@ -164,7 +169,7 @@ impl Channel {
             let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
             let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
             if !changes.is_empty() {
-                announce(rooms, presence, room, &changes, None);
+                announce(rooms, presence, presence_events, room, &changes, None);
             }
         }
         Ok(())
@@ -179,6 +184,15 @@ impl Channel {
         let users = in_room.filter_map(|conn| peers.get(conn)?.user.as_ref());
         presence.track(&Arc::from(room), users);
         Ok(())
+    }
+
+    /// The presence changes since the last call, for `on-presence`.
+    pub(crate) fn take_presence_events(&self) -> Vec<PresenceEvent> {
+        // A shared lock first: after most callbacks there is nothing to take.
+        if self.members.read().presence_events.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.members.write().presence_events)
     }
 
     /// Who is in `room`, when its presence is tracked.
@@ -256,17 +270,27 @@ fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, exce
     reached
 }
 
-/// Tell a room's members (but `except`) who arrived and left.
+/// Tell a room's members (but `except`) who arrived and left, and note it
+/// for the plugin.
 fn announce(
     rooms: &HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     presence: &Presence,
+    events: &mut Vec<PresenceEvent>,
     room: &str,
     changes: &[Change],
     except: Option<ConnId>,
 ) {
-    if let Some(members) = rooms.get(room) {
-        fan_out(members.values(), &presence.diff_frame(room, changes), except);
+    if let Some(connections) = rooms.get(room) {
+        fan_out(connections.values(), &presence.diff_frame(room, changes), except);
     }
+    let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+    for change in changes {
+        match change {
+            Change::Joined(user) => joins.push(user.to_string()),
+            Change::Left(user) => leaves.push(user.to_string()),
+        }
+    }
+    events.push((room.to_owned(), joins, leaves));
 }
 
 /// Take `conn` out of a room or a user's connections; drop the group when empty.

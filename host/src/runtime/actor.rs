@@ -19,6 +19,9 @@ use crate::peer::{ConnId, Peer};
 /// down the readers of its own connections instead of growing memory.
 const EVENT_QUEUE: usize = 4096;
 
+/// How many rounds of presence changes caused by `on-presence` itself are told.
+const MAX_PRESENCE_ROUNDS: usize = 4;
+
 /// Close code for a connection whose plugin failed.
 const CLOSE_PLUGIN_ERROR: u16 = 1011;
 
@@ -141,6 +144,7 @@ impl Actor {
                     let _gone = reply.send(self.publish(&topic, &payload));
                 }
             }
+            self.tell_presence();
         }
         tracing::debug!(plugin = &*self.channel.name, "plugin stopped");
     }
@@ -187,6 +191,21 @@ impl Actor {
         let info = CloseInfo { connection: conn, code, reason, rooms };
         self.call("on-close", |exports, store| exports.call_on_close(store, &info));
         self.channel.remove(conn);
+    }
+
+    /// Hand the presence changes the last callback caused to `on-presence`.
+    /// Its own changes are told too, a bounded number of rounds deep, so a
+    /// plugin that reacts to presence by changing it cannot loop forever.
+    fn tell_presence(&mut self) {
+        for _round in 0..MAX_PRESENCE_ROUNDS {
+            let events = self.channel.take_presence_events();
+            if events.is_empty() {
+                return;
+            }
+            for (room, joins, leaves) in events {
+                self.call("on-presence", |exports, store| exports.call_on_presence(store, &room, &joins, &leaves));
+            }
+        }
     }
 
     fn publish(&mut self, topic: &str, payload: &str) -> Result<u64, String> {

@@ -51,3 +51,20 @@ async fn shutdown_closes_connections_with_1001() -> anyhow::Result<()> {
     assert_eq!(client.expect_close().await?.0, 1001);
     stopping.await?
 }
+
+#[tokio::test]
+async fn a_plugin_is_told_when_a_user_arrives_and_leaves() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE]).await?;
+    let mut ann = server.connect("/probe/p?user=ann").await?;
+    let told = ann.recv_type("probe_presence").await?;
+    assert_eq!(told, json!({"type": "probe_presence", "room": "lobby", "joins": ["ann"], "leaves": []}));
+    let bob = server.connect("/probe/p?user=bob").await?;
+    assert_eq!(ann.recv_type("probe_presence").await?["joins"], json!(["bob"]));
+    // A second tab of ann changes nothing; bob going does.
+    let mut second_tab = server.connect("/probe/p?user=ann").await?;
+    second_tab.recv_type("hello").await?;
+    bob.close().await?;
+    let told = ann.recv_type("probe_presence").await?;
+    assert_eq!((told["joins"].clone(), told["leaves"].clone()), (json!([]), json!(["bob"])));
+    Ok(())
+}

@@ -3,7 +3,10 @@
 //!
 //! On connect it sends `{"type":"hello", ...}` with the request's route,
 //! path, params, query, headers, remote address and token claims;
-//! `?reject=CODE` refuses the connection with that close code instead.
+//! `?reject=CODE` refuses the connection with that close code instead;
+//! `?user=NAME` binds the connection to a user in the presence-tracked room
+//! `lobby`, and every presence change is published there as
+//! `{"type":"probe_presence",...}`.
 //! Messages: `panic` traps, `spin` never returns, `alloc` allocates without
 //! end, `huge` tries to send 32 MiB, `foreign` sends to a connection that is
 //! not its own, `close` makes the host close the connection with 4000,
@@ -11,7 +14,7 @@
 //! is echoed.
 
 use serde_json::json;
-use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject};
+use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject, Room};
 
 #[derive(Default)]
 struct Probe {
@@ -39,7 +42,17 @@ impl Plugin for Probe {
             "remote_addr": request.remote_addr,
             "claims": request.claims,
         }));
+        if let Some(user) = request.query("user") {
+            conn.set_user(user);
+            Room::named("lobby").track_presence();
+            conn.join("lobby");
+        }
         Ok(())
+    }
+
+    fn on_presence(&mut self, room: &str, joins: Vec<String>, leaves: Vec<String>) {
+        let told = json!({ "type": "probe_presence", "room": room, "joins": joins, "leaves": leaves });
+        Room::named(room).publish_json(&told);
     }
 
     fn on_message(&mut self, conn: Conn, message: Message) {
