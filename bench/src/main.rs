@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     if wanted("fanout") {
-        let sizes: &[(usize, usize)] = if quick { &[(1000, 50)] } else { &[(1000, 100), (5000, 20)] };
+        let sizes: &[(usize, usize)] = if quick { &[(1000, 50)] } else { &[(1000, 100), (10_000, 20)] };
         for &(subscribers, messages) in sizes {
             for (label, interval) in [("paced 20ms", Duration::from_millis(20)), ("flat out", Duration::ZERO)] {
                 let ours = scenarios::fan_out(&bench.switchboard()?, subscribers, messages, interval).await?;

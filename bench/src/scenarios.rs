@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use futures_util::stream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -67,17 +67,27 @@ pub(crate) async fn fan_out(
 ) -> anyhow::Result<FanOut> {
     let started = Instant::now();
     let sockets = connect_many(&server.addr, "/chat/bench", subscribers).await?;
-    let readers: Vec<_> = sockets.into_iter().map(|socket| tokio::spawn(receive(socket, messages))).collect();
-    let mut publisher = connect(&server.addr, "/chat/bench").await?;
-    // Joining last, the publisher sees the full count once everyone is in.
+    // Every join announces the room's size to the room: N²/2 frames while
+    // setting up. Each reader says when it has seen the final count, which
+    // is the last of them it will get, so the measurement starts in a quiet room.
     let everyone = format!("\"count\":{}", subscribers + 1);
+    let (quiet, mut settled) = tokio::sync::mpsc::channel(subscribers);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| tokio::spawn(receive(socket, messages, everyone.clone(), quiet.clone())))
+        .collect();
+    drop(quiet);
+    let mut publisher = connect(&server.addr, "/chat/bench").await?;
     tokio::time::timeout(PHASE_TIMEOUT, async {
         while let Some(frame) = publisher.next().await {
             if frame?.to_text().is_ok_and(|text| text.contains(&everyone)) {
-                return anyhow::Ok(());
+                break;
             }
         }
-        bail!("publisher disconnected during setup")
+        for _ in 0..subscribers {
+            settled.recv().await.context("a subscriber failed during setup")?;
+        }
+        anyhow::Ok(())
     })
     .await
     .context("setup timed out")??;
@@ -110,10 +120,23 @@ pub(crate) async fn fan_out(
     })
 }
 
-/// Read until `messages` chat messages arrived, checking their order;
-/// returns their latencies in ns. Other frames (user counts) are skipped
-/// without parsing.
-async fn receive(mut socket: Socket, messages: usize) -> anyhow::Result<Vec<u64>> {
+/// Say on `quiet` when the room's final size (`everyone`) came, then read
+/// until `messages` chat messages arrived, checking their order; returns
+/// their latencies in ns. Other frames (user counts) are skipped without
+/// parsing.
+async fn receive(
+    mut socket: Socket,
+    messages: usize,
+    everyone: String,
+    quiet: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<Vec<u64>> {
+    loop {
+        let frame = socket.next().await.context("subscriber disconnected during setup")??;
+        if frame.to_text().is_ok_and(|text| text.contains(&everyone)) {
+            quiet.send(()).await?;
+            break;
+        }
+    }
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
         let frame = socket.next().await.context("subscriber disconnected")??;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::channel::Channel;
 use crate::config::Config;
 use crate::routes::{RouteError, RoutePattern, RouteTable};
-use crate::runtime::{Compiled, LoadError, PluginHandle, PluginInfo, Runtime};
+use crate::runtime::{Compiled, Linked, LoadError, PluginHandle, PluginInfo, Runtime};
 
 /// Close code and reason for connections whose plugin or route went away.
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -153,7 +153,7 @@ impl Registry {
     }
 
     /// Compile `file` on a blocking thread: it is CPU work.
-    fn start_compiling(self: &Arc<Self>, file: &Path) -> JoinHandle<Result<Option<(String, Compiled)>, PluginError>> {
+    fn start_compiling(self: &Arc<Self>, file: &Path) -> JoinHandle<Result<Option<(String, Linked)>, PluginError>> {
         let registry = Arc::clone(self);
         let file = file.to_owned();
         tokio::task::spawn_blocking(move || registry.compile_file(&file))
@@ -163,11 +163,11 @@ impl Registry {
     async fn load(
         &self,
         file: &Path,
-        compiling: JoinHandle<Result<Option<(String, Compiled)>, PluginError>>,
+        compiling: JoinHandle<Result<Option<(String, Linked)>, PluginError>>,
         since: Instant,
     ) -> Result<Loaded, PluginError> {
         match compiling.await {
-            Ok(Ok(Some((sha256, compiled)))) => self.apply(file, sha256, compiled, since).await,
+            Ok(Ok(Some((sha256, linked)))) => self.apply(file, sha256, self.introduce(linked).await?, since).await,
             Ok(Ok(None)) => Ok(Loaded::Unchanged),
             Ok(Err(error)) => Err(error),
             Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
@@ -198,21 +198,27 @@ impl Registry {
     }
 
     /// Read and compile a file; `None` when its bytes are those already loaded.
-    fn compile_file(&self, file: &Path) -> Result<Option<(String, Compiled)>, PluginError> {
+    fn compile_file(&self, file: &Path) -> Result<Option<(String, Linked)>, PluginError> {
         let started = Instant::now();
         let bytes = std::fs::read(file)?;
         let sha256 = hex(&Sha256::digest(&bytes));
         if self.plugins().iter().any(|plugin| plugin.file == file && plugin.sha256 == sha256) {
             return Ok(None);
         }
-        let mut compiled = self.runtime.compile(&bytes)?;
+        let linked = self.runtime.compile(&bytes)?;
+        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
+        Ok(Some((sha256, linked)))
+    }
+
+    /// Ask a compiled plugin who it is, and give it the limits configured for that name.
+    async fn introduce(&self, linked: Linked) -> Result<Compiled, PluginError> {
+        let mut compiled = linked.describe().await?;
         let limits = self.config.limits_for(&compiled.info.name);
         compiled.set_limits(crate::runtime::Limits {
             max_memory: limits.plugin_memory,
             callback_timeout: limits.callback_timeout,
         });
-        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
-        Ok(Some((sha256, compiled)))
+        Ok(compiled)
     }
 
     /// Make a compiled plugin serve: start it, or hand it to the running
@@ -251,8 +257,7 @@ impl Registry {
                     // The file now holds another plugin: the old one goes.
                     self.unload_plugin(previous, "plugin replaced");
                 }
-                let handle = crate::runtime::spawn(compiled, self.channel(&name))
-                    .map_err(|error| PluginError::Start(format!("{error:#}")))?;
+                let handle = PluginHandle::start(compiled, self.channel(&name)).await.map_err(PluginError::Start)?;
                 (handle, Loaded::New { name: name.clone(), version: info.version.clone() })
             }
         };

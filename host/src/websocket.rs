@@ -173,9 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         }
         match self.bucket.take(std::time::Instant::now()) {
             Verdict::Allow => {
-                if self.plugin.message(self.peer.id, message).await.is_err() {
-                    self.peer.abort(1001, "channel unloaded");
-                }
+                self.plugin.message(self.peer.id, message).await;
             }
             Verdict::Refuse { first } => {
                 if first {

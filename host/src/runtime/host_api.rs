@@ -6,6 +6,7 @@
 //! panics or traps on a plugin's input.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
@@ -34,16 +35,22 @@ pub(crate) struct HostState {
     /// Messages queued by the current callback, so that `POST /api/publish`
     /// can say how many connections its event reached.
     pub(crate) delivered: u64,
+    /// Longest one callback may run; see `deadline`.
+    pub(crate) callback_timeout: Duration,
+    /// When the running callback is interrupted: checked at each epoch tick.
+    pub(crate) deadline: Instant,
 }
 
 impl HostState {
-    pub(crate) fn new(channel: Arc<Channel>, max_memory: usize) -> HostState {
+    pub(crate) fn new(channel: Arc<Channel>, max_memory: usize, callback_timeout: Duration) -> HostState {
         HostState {
             channel,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
             delivered: 0,
+            callback_timeout,
+            deadline: Instant::now() + callback_timeout,
         }
     }
 }

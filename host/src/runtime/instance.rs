@@ -1,12 +1,13 @@
-//! One live instance of a plugin, and the way back after it traps.
+//! One live instance of a plugin, its time budget, and the way back after it traps.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{self, PluginInfo as WitPluginInfo};
 use super::host_api::HostState;
-use super::{Compiled, EPOCH_TICK, LoadError, PluginInfo};
+use super::{Compiled, LoadError, PluginInfo};
 use crate::channel::Channel;
 
 /// A plugin instance and its store. A trap poisons the store for good, so
@@ -19,33 +20,44 @@ pub(super) struct Instance {
 impl Instance {
     /// Instantiate from the pre-linked component: ~15 µs, cheap enough to do
     /// after every trap.
-    pub(super) fn new(compiled: &Compiled, channel: Arc<Channel>) -> wasmtime::Result<Instance> {
-        let mut store = Store::new(compiled.pre.engine(), HostState::new(channel, compiled.limits.max_memory));
+    pub(super) async fn new(compiled: &Compiled, channel: Arc<Channel>) -> wasmtime::Result<Instance> {
+        let state = HostState::new(channel, compiled.limits.max_memory, compiled.limits.callback_timeout);
+        let mut store = Store::new(compiled.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        arm_deadline(&mut store, compiled);
-        let exports = compiled.pre.instantiate(&mut store)?;
-        Ok(Instance { store, exports })
+        store.epoch_deadline_callback(|store| Ok(at_epoch_tick(store.data())));
+        let mut instance = Instance { exports: compiled.pre.instantiate_async(&mut store).await?, store };
+        instance.arm();
+        Ok(instance)
     }
 
     /// Give the next callback its full time budget.
-    pub(super) fn arm(&mut self, compiled: &Compiled) {
-        arm_deadline(&mut self.store, compiled);
+    pub(super) fn arm(&mut self) {
+        let state = self.store.data_mut();
+        state.deadline = Instant::now() + state.callback_timeout;
+        self.store.set_epoch_deadline(1);
     }
 }
 
-fn arm_deadline(store: &mut Store<HostState>, compiled: &Compiled) {
-    let ticks = compiled.limits.callback_timeout.as_millis() / EPOCH_TICK.as_millis();
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+/// What a running callback does at each epoch tick: past its deadline it is
+/// interrupted (a trap); before, it yields to the executor, so a long
+/// callback shares its worker thread with the other connections.
+fn at_epoch_tick(state: &HostState) -> UpdateDeadline {
+    if Instant::now() >= state.deadline {
+        UpdateDeadline::Interrupt
+    } else {
+        UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+    }
 }
 
 /// Ask a freshly compiled plugin who it is, in a throwaway instance.
-pub(super) fn describe(compiled: &Compiled) -> Result<PluginInfo, LoadError> {
+pub(super) async fn describe(compiled: &Compiled) -> Result<PluginInfo, LoadError> {
     let mut instance = Instance::new(compiled, Arc::new(Channel::new("(loading)")))
+        .await
         .map_err(|error| LoadError::Start(format!("{error:#}")))?;
     let WitPluginInfo { name, version, routes } = instance
         .exports
         .call_describe(&mut instance.store)
+        .await
         .map_err(|error| LoadError::Start(format!("describe: {error:#}")))?;
     let valid_name =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');

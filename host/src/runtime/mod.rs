@@ -3,16 +3,17 @@
 //! - [`Runtime`] holds the engine and the linker, and compiles a `.wasm`
 //!   file into a [`Compiled`] plugin (type-checked against the world, and
 //!   described by its own `describe` export);
-//! - `instance.rs` keeps one warm instance and replaces it after a trap;
-//! - `actor.rs` runs each plugin on its own thread, fed through a queue, so
-//!   callbacks of one connection arrive in order and a slow plugin stalls
-//!   nobody else;
+//! - `instance.rs` keeps one warm instance, gives each callback its time
+//!   budget, and replaces the instance after a trap;
+//! - `plugin.rs` runs a plugin's callbacks one at a time, on the task of
+//!   whoever caused them (a connection, the publish API, a reload), so
+//!   callbacks of one connection arrive in order and none needs a thread hop;
 //! - `host_api.rs` implements the calls a plugin makes into the host.
 
-mod actor;
 mod bindings;
 mod host_api;
 mod instance;
+mod plugin;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,10 +21,12 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, EngineWeak};
 
-pub(crate) use actor::{ConnectRequest, PluginHandle, spawn};
+pub(crate) use plugin::{ConnectRequest, PluginHandle};
+
 pub(crate) use host_api::HostState;
 
-/// How often the engine's epoch advances; the granularity of callback deadlines.
+/// How often the engine's epoch advances: the granularity of callback
+/// deadlines, and how long a callback runs before it yields its worker.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Why a file could not become a plugin.
@@ -64,6 +67,26 @@ pub(crate) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) }
+    }
+}
+
+/// A plugin compiled and linked against the world, not yet asked who it is.
+pub(crate) struct Linked {
+    pre: bindings::ChannelPre<HostState>,
+}
+
+impl std::fmt::Debug for Linked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linked").finish_non_exhaustive()
+    }
+}
+
+impl Linked {
+    /// Run the plugin's `describe` in a throwaway instance, under default limits.
+    pub(crate) async fn describe(self) -> Result<Compiled, LoadError> {
+        let mut compiled = Compiled { pre: self.pre, limits: Limits::default(), info: PluginInfo::default() };
+        compiled.info = instance::describe(&compiled).await?;
+        Ok(compiled)
     }
 }
 
@@ -119,26 +142,24 @@ impl Runtime {
         }
         let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("{error:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|error| anyhow::anyhow!("{error:#}"))?;
         bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|error| anyhow::anyhow!("{error:#}"))?;
         start_epoch_ticker(engine.weak());
         Ok(Runtime { engine, linker })
     }
 
-    /// Compile, link and describe a plugin (under default limits until
-    /// [`Compiled::set_limits`]). CPU-heavy (tens of milliseconds): call it
-    /// off the async runtime's worker threads.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
+    /// Compile a plugin and link it against the world; then
+    /// [`Linked::describe`]. CPU-heavy (tens of milliseconds): call it off
+    /// the async runtime's worker threads.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Linked, LoadError> {
         let component = Component::new(&self.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(bindings::ChannelPre::new)
             .map_err(|error| LoadError::WrongWorld(one_line(&error)))?;
-        let mut compiled = Compiled { pre, limits: Limits::default(), info: PluginInfo::default() };
-        compiled.info = instance::describe(&compiled)?;
-        Ok(compiled)
+        Ok(Linked { pre })
     }
 }
 

@@ -1,0 +1,289 @@
+//! A running plugin: one warm instance whose callbacks run one at a time.
+//!
+//! There is no plugin thread. Whoever causes a callback (a connection's
+//! task, the publish API, a reload) takes the plugin's lock and runs the
+//! callback as a future on its own task: a message costs no thread hop and
+//! no wake-up. The lock is fair (first come, first served), and each
+//! connection waits for its callback before reading its next frame, so the
+//! callbacks of a connection run in the order its frames came. A long
+//! callback yields its worker at every epoch tick and is interrupted at its
+//! deadline (see `instance.rs`), so a slow plugin delays only its own
+//! connections.
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Compiled;
+use super::bindings::{self, CloseInfo, Payload};
+use super::instance::Instance;
+use crate::channel::Channel;
+use crate::peer::{ConnId, Peer};
+
+/// How many rounds of presence changes caused by `on-presence` itself are told.
+const MAX_PRESENCE_ROUNDS: usize = 4;
+
+/// Close code for a connection whose plugin failed.
+const CLOSE_PLUGIN_ERROR: u16 = 1011;
+
+/// A WebSocket upgrade, as handed to a plugin's `on-connect`.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectRequest {
+    pub(crate) route: String,
+    pub(crate) path: String,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) remote_addr: String,
+    /// Verified token claims, as JSON.
+    pub(crate) claims: Option<String>,
+}
+
+/// Why a connection was refused: the close frame the client gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+}
+
+/// The way to a running plugin. Cheap to clone; the instance is dropped
+/// with the last handle.
+#[derive(Clone)]
+pub(crate) struct PluginHandle {
+    plugin: Arc<Mutex<Plugin>>,
+}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHandle").finish_non_exhaustive()
+    }
+}
+
+impl PluginHandle {
+    /// Start a plugin with a first instance.
+    pub(crate) async fn start(compiled: Compiled, channel: Arc<Channel>) -> Result<PluginHandle, String> {
+        let instance = Instance::new(&compiled, Arc::clone(&channel))
+            .await
+            .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
+        let plugin = Plugin { compiled, channel, instance: Some(instance) };
+        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)) })
+    }
+
+    /// Register `peer` with the plugin's channel and run `on-connect`. On
+    /// `Err` the connection is already forgotten and must be closed with
+    /// the rejection.
+    pub(crate) async fn connect(&self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
+        let mut plugin = self.plugin.lock().await;
+        let answer = plugin.connect(peer, request).await;
+        plugin.tell_presence().await;
+        answer
+    }
+
+    /// Hand a client's text or binary message to `on-message`.
+    pub(crate) async fn message(&self, conn: ConnId, message: Message) {
+        let mut plugin = self.plugin.lock().await;
+        plugin.message(conn, message).await;
+        plugin.tell_presence().await;
+    }
+
+    /// Tell the plugin the connection closed; it leaves its rooms and is forgotten.
+    pub(crate) async fn closed(&self, conn: ConnId, code: u16, reason: String) {
+        let mut plugin = self.plugin.lock().await;
+        plugin.closed(conn, code, reason).await;
+        plugin.tell_presence().await;
+    }
+
+    /// Hand a backend event to `on-publish`; returns how many messages the
+    /// plugin queued for connections while handling it.
+    pub(crate) async fn publish(&self, topic: String, payload: String) -> Result<u64, String> {
+        // On a task of its own: an HTTP client that hangs up must not cut
+        // the callback short.
+        let plugin = Arc::clone(&self.plugin);
+        let task = tokio::spawn(async move {
+            let mut plugin = plugin.lock().await;
+            let delivered = plugin.publish(&topic, &payload).await;
+            plugin.tell_presence().await;
+            delivered
+        });
+        task.await.map_err(|error| format!("the plugin task failed: {error}"))?
+    }
+
+    /// Replace the running version with `compiled`: callbacks that took the
+    /// lock before run on the old version, later ones on the new one. The
+    /// old version's `snapshot` is handed to the new one's `restore`. On
+    /// `Err` (the new version failed to start or to restore) the old
+    /// version keeps serving.
+    pub(crate) async fn reload(&self, compiled: Compiled) -> Result<(), String> {
+        self.plugin.lock().await.reload(compiled).await
+    }
+}
+
+struct Plugin {
+    compiled: Compiled,
+    channel: Arc<Channel>,
+    /// Taken out for the length of a callback. `None` when even a fresh
+    /// instance could not be made, or when a callback was abandoned half-way
+    /// (its future dropped): the next callback starts a fresh one.
+    instance: Option<Instance>,
+}
+
+impl Plugin {
+    async fn connect(&mut self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
+        let conn = peer.id;
+        self.channel.add(peer);
+        let request = bindings::ConnectRequest {
+            connection: conn,
+            route: request.route,
+            path: request.path,
+            params: request.params,
+            query: request.query,
+            headers: request.headers,
+            remote_addr: request.remote_addr,
+            claims: request.claims,
+        };
+        let outcome = match self.checkout().await {
+            Some(mut instance) => {
+                let result = instance.exports.call_on_connect(&mut instance.store, &request).await;
+                self.checkin(instance, "on-connect", result).await
+            }
+            None => None,
+        };
+        let answer = match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(rejection)) => Err(Rejection { code: rejection.code, reason: rejection.reason }),
+            None => Err(Rejection { code: CLOSE_PLUGIN_ERROR, reason: "plugin error".into() }),
+        };
+        if answer.is_err() {
+            self.channel.remove(conn);
+        }
+        answer
+    }
+
+    async fn message(&mut self, conn: ConnId, message: Message) {
+        let payload = match message {
+            Message::Text(text) => Payload::Text(text.as_str().to_owned()),
+            Message::Binary(bytes) => Payload::Binary(bytes.into()),
+            _ => return,
+        };
+        let handled = match self.checkout().await {
+            Some(mut instance) => {
+                let result = instance.exports.call_on_message(&mut instance.store, conn, &payload).await;
+                self.checkin(instance, "on-message", result).await
+            }
+            None => None,
+        };
+        if handled.is_none()
+            && let Ok(peer) = self.channel.peer(conn)
+        {
+            peer.close(CLOSE_PLUGIN_ERROR, "plugin error");
+        }
+    }
+
+    async fn closed(&mut self, conn: ConnId, code: u16, reason: String) {
+        let rooms = self.channel.leave_all(conn);
+        let info = CloseInfo { connection: conn, code, reason, rooms };
+        if let Some(mut instance) = self.checkout().await {
+            let result = instance.exports.call_on_close(&mut instance.store, &info).await;
+            self.checkin(instance, "on-close", result).await;
+        }
+        self.channel.remove(conn);
+    }
+
+    /// Hand the presence changes the last callback caused to `on-presence`.
+    /// Its own changes are told too, a bounded number of rounds deep, so a
+    /// plugin that reacts to presence by changing it cannot loop forever.
+    async fn tell_presence(&mut self) {
+        for _round in 0..MAX_PRESENCE_ROUNDS {
+            let events = self.channel.take_presence_events();
+            if events.is_empty() {
+                return;
+            }
+            for (room, joins, leaves) in events {
+                if let Some(mut instance) = self.checkout().await {
+                    let result = instance.exports.call_on_presence(&mut instance.store, &room, &joins, &leaves).await;
+                    self.checkin(instance, "on-presence", result).await;
+                }
+            }
+        }
+    }
+
+    async fn publish(&mut self, topic: &str, payload: &str) -> Result<u64, String> {
+        let mut instance = self.checkout().await.ok_or("the plugin cannot start")?;
+        instance.store.data_mut().delivered = 0;
+        let result = instance.exports.call_on_publish(&mut instance.store, topic, payload).await;
+        let delivered = instance.store.data().delivered;
+        self.checkin(instance, "on-publish", result)
+            .await
+            .map(|()| delivered)
+            .ok_or_else(|| "the plugin failed while handling the event".to_owned())
+    }
+
+    async fn reload(&mut self, compiled: Compiled) -> Result<(), String> {
+        let mut fresh = Instance::new(&compiled, Arc::clone(&self.channel))
+            .await
+            .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
+        // A snapshot that traps loses the in-memory state, not the reload.
+        let state = match self.checkout().await {
+            Some(mut instance) => {
+                let result = instance.exports.call_snapshot(&mut instance.store).await;
+                self.checkin(instance, "snapshot", result).await.unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        fresh.arm();
+        fresh
+            .exports
+            .call_restore(&mut fresh.store, &state)
+            .await
+            .map_err(|error| format!("restore trapped: {}", super::one_line(&error)))?;
+        self.compiled = compiled;
+        self.instance = Some(fresh);
+        Ok(())
+    }
+
+    /// Take the warm instance (or make a fresh one) for one callback, with
+    /// its full time budget. Holding it outside `self` is what makes an
+    /// abandoned callback safe: its instance goes with it.
+    async fn checkout(&mut self) -> Option<Instance> {
+        let mut instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => match Instance::new(&self.compiled, Arc::clone(&self.channel)).await {
+                Ok(instance) => instance,
+                Err(error) => {
+                    tracing::error!(plugin = &*self.channel.name, "cannot instantiate plugin: {error:#}");
+                    return None;
+                }
+            },
+        };
+        instance.arm();
+        Some(instance)
+    }
+
+    /// Put the instance back after `callback` returned `result`. A trap is
+    /// logged with the plugin's name and the instance is replaced (a trapped
+    /// store refuses every later call); the caller gets `None`.
+    async fn checkin<R>(&mut self, instance: Instance, callback: &str, result: wasmtime::Result<R>) -> Option<R> {
+        match result {
+            Ok(value) => {
+                self.instance = Some(instance);
+                Some(value)
+            }
+            Err(error) => {
+                drop(instance);
+                let why = match error.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => "exceeded its time limit",
+                    _ => "trapped",
+                };
+                tracing::error!(plugin = &*self.channel.name, callback, "plugin {why}: {error:?}");
+                self.instance = Instance::new(&self.compiled, Arc::clone(&self.channel))
+                    .await
+                    .inspect_err(|error| {
+                        tracing::error!(plugin = &*self.channel.name, "cannot restart plugin: {error:#}");
+                    })
+                    .ok();
+                None
+            }
+        }
+    }
+}
