@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::channel::Channel;
 use crate::config::Config;
 use crate::routes::{RouteError, RoutePattern, RouteTable};
-use crate::runtime::{Compiled, Linked, LoadError, PluginHandle, PluginInfo, Runtime};
+use crate::runtime::{Compiled, Linked, LoadError, PluginHandle, PluginInfo, Runtime, Tier};
 
 /// Close code and reason for connections whose plugin or route went away.
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -47,7 +48,7 @@ pub enum PluginError {
 }
 
 /// A plugin that serves routes. Replaced by a new value (same channel, same
-/// thread) on every reload.
+/// handle) on every reload.
 #[derive(Debug)]
 pub(crate) struct LoadedPlugin {
     pub(crate) info: PluginInfo,
@@ -58,8 +59,11 @@ pub(crate) struct LoadedPlugin {
     pub(crate) loaded_at: SystemTime,
     /// Its connections, rooms and store.
     pub(crate) channel: Arc<Channel>,
-    /// The queue into its thread.
+    /// The way to its instance.
     pub(crate) handle: PluginHandle,
+    /// Whether it runs optimised code yet: a changed file first serves a
+    /// quick build, and [`Registry::tier_up`] swaps in the optimised one.
+    optimised: AtomicBool,
 }
 
 /// What a load did.
@@ -152,6 +156,52 @@ impl Registry {
         self.report(file, outcome, since);
     }
 
+    /// If the plugin of `file` serves a quick build, build it optimised in
+    /// the background and swap that in (see [`Registry::tier_up`]).
+    fn start_tier_up(self: &Arc<Self>, file: &Path) {
+        let quick =
+            self.plugins().into_iter().find(|plugin| plugin.file == file && !plugin.optimised.load(Ordering::Relaxed));
+        let Some(plugin) = quick else { return };
+        let registry = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(error) = registry.tier_up(&plugin).await {
+                tracing::warn!(
+                    plugin = plugin.info.name,
+                    "optimised build failed, the quick one keeps serving: {error}"
+                );
+            }
+        });
+    }
+
+    /// Compile `plugin`'s file with the optimising compiler and hand the
+    /// running version over to it, as a reload (snapshot → restore) that
+    /// changes nothing else. Skipped when the file or the serving version
+    /// changed meanwhile: the newer change tiers up on its own.
+    async fn tier_up(self: &Arc<Self>, plugin: &Arc<LoadedPlugin>) -> Result<(), PluginError> {
+        let started = Instant::now();
+        let registry = Arc::clone(self);
+        let file = plugin.file.clone();
+        let (sha256, linked) = tokio::task::spawn_blocking(move || -> Result<_, PluginError> {
+            let (bytes, sha256) = read_hashed(&file)?;
+            let linked = registry.runtime.compile(&bytes, &sha256, Tier::Optimised)?;
+            Ok((sha256, linked))
+        })
+        .await
+        .map_err(|panic| PluginError::Start(format!("compiler panicked: {panic}")))??;
+        if sha256 != plugin.sha256 {
+            return Ok(());
+        }
+        let compiled = self.introduce(linked).await?;
+        let _changing = self.changing.lock().await;
+        if !self.plugin(&plugin.info.name).is_some_and(|serving| Arc::ptr_eq(&serving, plugin)) {
+            return Ok(());
+        }
+        plugin.handle.reload(compiled).await.map_err(PluginError::Start)?;
+        plugin.optimised.store(true, Ordering::Relaxed);
+        tracing::debug!(plugin = plugin.info.name, elapsed = ?started.elapsed(), "optimised build serving");
+        Ok(())
+    }
+
     /// Compile `file` on a blocking thread: it is CPU work.
     fn start_compiling(self: &Arc<Self>, file: &Path) -> JoinHandle<Result<Option<(String, Linked)>, PluginError>> {
         let registry = Arc::clone(self);
@@ -159,15 +209,20 @@ impl Registry {
         tokio::task::spawn_blocking(move || registry.compile_file(&file))
     }
 
-    /// Wait for a compilation and make its result serve.
+    /// Wait for a compilation and make its result serve; a quick build is
+    /// then followed by the optimised one.
     async fn load(
-        &self,
+        self: &Arc<Self>,
         file: &Path,
         compiling: JoinHandle<Result<Option<(String, Linked)>, PluginError>>,
         since: Instant,
     ) -> Result<Loaded, PluginError> {
         match compiling.await {
-            Ok(Ok(Some((sha256, linked)))) => self.apply(file, sha256, self.introduce(linked).await?, since).await,
+            Ok(Ok(Some((sha256, linked)))) => {
+                let loaded = self.apply(file, sha256, self.introduce(linked).await?, since).await?;
+                self.start_tier_up(file);
+                Ok(loaded)
+            }
             Ok(Ok(None)) => Ok(Loaded::Unchanged),
             Ok(Err(error)) => Err(error),
             Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
@@ -200,13 +255,13 @@ impl Registry {
     /// Read and compile a file; `None` when its bytes are those already loaded.
     fn compile_file(&self, file: &Path) -> Result<Option<(String, Linked)>, PluginError> {
         let started = Instant::now();
-        let bytes = std::fs::read(file)?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let (bytes, sha256) = read_hashed(file)?;
         if self.plugins().iter().any(|plugin| plugin.file == file && plugin.sha256 == sha256) {
             return Ok(None);
         }
-        let linked = self.runtime.compile(&bytes)?;
-        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "plugin compiled");
+        let tier = self.runtime.first_tier(&sha256);
+        let linked = self.runtime.compile(&bytes, &sha256, tier)?;
+        tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), ?tier, "plugin compiled");
         Ok(Some((sha256, linked)))
     }
 
@@ -232,6 +287,7 @@ impl Registry {
     ) -> Result<Loaded, PluginError> {
         let _changing = self.changing.lock().await;
         let info = compiled.info.clone();
+        let optimised = AtomicBool::new(compiled.tier == Tier::Optimised);
         let name = info.name.clone();
         let previous = self.plugins().into_iter().find(|plugin| plugin.file == file);
         if let Some(other) = self.plugins.lock().get(&name).filter(|other| other.file != file) {
@@ -268,6 +324,7 @@ impl Registry {
             loaded_at: SystemTime::now(),
             channel: self.channel(&name),
             handle,
+            optimised,
         });
         for pattern in patterns {
             table.insert(pattern, &name, Arc::clone(&plugin))?;
@@ -343,6 +400,7 @@ impl Registry {
                     "sha256": plugin.sha256,
                     "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
                     "connections": plugin.channel.connection_count(),
+                    "optimised": plugin.optimised.load(Ordering::Relaxed),
                     "last_error": failures.get(&plugin.file),
                 })
             })
@@ -360,6 +418,13 @@ impl Registry {
 pub(crate) fn is_plugin_file(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|name| name.to_str()).is_none_or(|name| name.starts_with('.'));
     !hidden && path.extension().is_some_and(|ext| ext == "wasm")
+}
+
+/// A file's bytes and their SHA-256, in hex.
+fn read_hashed(file: &Path) -> std::io::Result<(Vec<u8>, String)> {
+    let bytes = std::fs::read(file)?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    Ok((bytes, sha256))
 }
 
 fn hex(bytes: &[u8]) -> String {

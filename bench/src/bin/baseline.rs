@@ -20,6 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Outbox = mpsc::Sender<Message>;
 
+/// As in the chat plugin: larger rooms tell only a newcomer their size.
+const LOUD_ROOM_LIMIT: usize = 1000;
+
 /// Room name → (connection id → its queue).
 #[derive(Default)]
 struct Rooms(Mutex<HashMap<String, HashMap<u64, Outbox>>>);
@@ -39,8 +42,17 @@ impl Rooms {
         });
     }
 
-    fn count(&self, room: &str) -> usize {
-        self.with(|rooms| rooms.get(room).map_or(0, HashMap::len))
+    /// Tell the room its size, or only `newcomer` once the room is large.
+    fn announce_user_count(&self, room: &str, newcomer: Option<&Outbox>) {
+        let count = self.with(|rooms| rooms.get(room).map_or(0, HashMap::len));
+        let users = json!({"type": "users", "room": room, "count": count});
+        match newcomer {
+            _ if count <= LOUD_ROOM_LIMIT => self.publish(room, &users),
+            Some(outbox) => {
+                let _ = outbox.try_send(Message::text(users.to_string()));
+            }
+            None => {}
+        }
     }
 }
 
@@ -76,7 +88,7 @@ async fn serve(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
     if let Some(room) = &room {
         rooms.with(|rooms| rooms.entry(room.clone()).or_default().insert(id, outbox.clone()));
         let _ = outbox.try_send(Message::text(json!({"type": "connected", "room": room}).to_string()));
-        rooms.publish(room, &json!({"type": "users", "room": room, "count": rooms.count(room)}));
+        rooms.announce_user_count(room, Some(&outbox));
     }
     loop {
         tokio::select! {
@@ -102,7 +114,7 @@ async fn serve(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
     }
     if let Some(room) = &room {
         rooms.with(|rooms| rooms.get_mut(room).map(|members| members.remove(&id)));
-        rooms.publish(room, &json!({"type": "users", "room": room, "count": rooms.count(room)}));
+        rooms.announce_user_count(room, None);
     }
 }
 

@@ -1,8 +1,9 @@
 //! Running plugins: the only part of the host that names wasmtime.
 //!
-//! - [`Runtime`] holds the engine and the linker, and compiles a `.wasm`
-//!   file into a [`Compiled`] plugin (type-checked against the world, and
-//!   described by its own `describe` export);
+//! - [`Runtime`] holds the engines and linkers, and compiles a `.wasm`
+//!   file (with Winch, [`Tier::Quick`], or Cranelift, [`Tier::Optimised`])
+//!   into a [`Linked`] plugin, type-checked against the world, and then a
+//!   [`Compiled`] one, described by its own `describe` export;
 //! - `instance.rs` keeps one warm instance, gives each callback its time
 //!   budget, and replaces the instance after a trap;
 //! - `plugin.rs` runs a plugin's callbacks one at a time, on the task of
@@ -15,7 +16,8 @@ mod host_api;
 mod instance;
 mod plugin;
 
-use std::path::Path;
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -70,21 +72,33 @@ impl Default for Limits {
     }
 }
 
+/// Which code generator compiles a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Winch: compiles several times faster than Cranelift, into slower
+    /// code. A changed file serves from it until its optimised build is ready.
+    Quick,
+    /// Cranelift: optimised code, kept in the compile cache.
+    Optimised,
+}
+
 /// A plugin compiled and linked against the world, not yet asked who it is.
 pub(crate) struct Linked {
     pre: bindings::ChannelPre<HostState>,
+    tier: Tier,
 }
 
 impl std::fmt::Debug for Linked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Linked").finish_non_exhaustive()
+        f.debug_struct("Linked").field("tier", &self.tier).finish_non_exhaustive()
     }
 }
 
 impl Linked {
     /// Run the plugin's `describe` in a throwaway instance, under default limits.
     pub(crate) async fn describe(self) -> Result<Compiled, LoadError> {
-        let mut compiled = Compiled { pre: self.pre, limits: Limits::default(), info: PluginInfo::default() };
+        let mut compiled =
+            Compiled { pre: self.pre, tier: self.tier, limits: Limits::default(), info: PluginInfo::default() };
         compiled.info = instance::describe(&compiled).await?;
         Ok(compiled)
     }
@@ -93,13 +107,15 @@ impl Linked {
 /// A plugin compiled, linked and described, ready to be instantiated.
 pub(crate) struct Compiled {
     pre: bindings::ChannelPre<HostState>,
+    /// The code generator that compiled it.
+    pub(crate) tier: Tier,
     limits: Limits,
     pub(crate) info: PluginInfo,
 }
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Compiled").field("info", &self.info).field("tier", &self.tier).finish_non_exhaustive()
     }
 }
 
@@ -110,56 +126,104 @@ impl Compiled {
     }
 }
 
-/// The engine and linker shared by all plugins.
-pub(crate) struct Runtime {
+/// An engine and the linker of the world's imports for it.
+struct Backend {
     engine: Engine,
     linker: Linker<HostState>,
 }
 
+impl Backend {
+    fn new(config: &wasmtime::Config) -> wasmtime::Result<Backend> {
+        let engine = Engine::new(config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)?;
+        start_epoch_ticker(engine.weak());
+        Ok(Backend { engine, linker })
+    }
+}
+
+/// The engines and linkers shared by all plugins.
+pub(crate) struct Runtime {
+    optimised: Backend,
+    /// `None` where Winch is not available: then every tier is optimised.
+    quick: Option<Backend>,
+    /// Where a marker file per component says that the compile cache holds
+    /// its optimised code; `None` without a cache.
+    markers: Option<PathBuf>,
+}
+
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").finish_non_exhaustive()
+        f.debug_struct("Runtime").field("quick", &self.quick.is_some()).finish_non_exhaustive()
     }
 }
 
 impl Runtime {
-    /// `cache`: a folder for compiled code, keyed by wasmtime on the
+    /// `cache`: a folder for optimised code, keyed by wasmtime on the
     /// component's bytes and the engine's settings, so that a restart does
     /// not compile again. It must not be the watched plugins folder.
     pub(crate) fn new(cache: Option<&Path>) -> anyhow::Result<Runtime> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        let mut quick_config = config.clone();
+        quick_config.strategy(wasmtime::Strategy::Winch);
+        let mut markers = None;
         if let Some(folder) = cache {
             let mut cache_config = wasmtime::CacheConfig::new();
             cache_config.with_directory(folder);
             match wasmtime::Cache::new(cache_config) {
                 Ok(cache) => {
                     config.cache(Some(cache));
+                    markers = Some(folder.join("switchboard-optimised"));
                 }
                 // A cache is an optimisation: serve without it.
                 Err(error) => tracing::warn!(folder = %folder.display(), "compile cache disabled: {error:#}"),
             }
         }
-        let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("{error:#}"))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|error| anyhow::anyhow!("{error:#}"))?;
-        bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(|error| anyhow::anyhow!("{error:#}"))?;
-        start_epoch_ticker(engine.weak());
-        Ok(Runtime { engine, linker })
+        let optimised = Backend::new(&config).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        let quick = Backend::new(&quick_config)
+            .inspect_err(|error| tracing::warn!("no quick compiler, plugins load optimised: {error:#}"))
+            .ok();
+        // Markers are per engine build and settings: another version's
+        // cache entries are not ours.
+        let mut engine_hash = std::hash::DefaultHasher::new();
+        optimised.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        let markers = markers.map(|folder| folder.join(format!("{:016x}", engine_hash.finish())));
+        Ok(Runtime { optimised, quick, markers })
     }
 
-    /// Compile a plugin and link it against the world; then
-    /// [`Linked::describe`]. CPU-heavy (tens of milliseconds): call it off
-    /// the async runtime's worker threads.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Linked, LoadError> {
-        let component = Component::new(&self.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
-        let pre = self
+    /// The tier to load a component first: optimised when the compile cache
+    /// holds its optimised code (loading that takes milliseconds), quick
+    /// otherwise (to be followed by the optimised build).
+    pub(crate) fn first_tier(&self, sha256: &str) -> Tier {
+        let cached = self.markers.as_ref().is_some_and(|folder| folder.join(sha256).exists());
+        if cached || self.quick.is_none() { Tier::Optimised } else { Tier::Quick }
+    }
+
+    /// Compile a plugin with `tier`'s code generator (optimised if there is
+    /// no quick one) and link it against the world; then
+    /// [`Linked::describe`]. CPU-heavy (milliseconds to a few hundred): call
+    /// it off the async runtime's worker threads.
+    pub(crate) fn compile(&self, bytes: &[u8], sha256: &str, tier: Tier) -> Result<Linked, LoadError> {
+        let (backend, tier) = match (tier, &self.quick) {
+            (Tier::Quick, Some(quick)) => (quick, Tier::Quick),
+            _ => (&self.optimised, Tier::Optimised),
+        };
+        let component = Component::new(&backend.engine, bytes).map_err(|error| LoadError::Invalid(one_line(&error)))?;
+        let pre = backend
             .linker
             .instantiate_pre(&component)
             .and_then(bindings::ChannelPre::new)
             .map_err(|error| LoadError::WrongWorld(one_line(&error)))?;
-        Ok(Linked { pre })
+        if let (Tier::Optimised, Some(folder)) = (tier, &self.markers) {
+            // Only an optimisation: a missing marker costs a quick build first.
+            let marked = std::fs::create_dir_all(folder).and_then(|()| std::fs::write(folder.join(sha256), b""));
+            if let Err(error) = marked {
+                tracing::debug!(folder = %folder.display(), "cannot mark the compile cache: {error}");
+            }
+        }
+        Ok(Linked { pre, tier })
     }
 }
 

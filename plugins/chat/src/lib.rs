@@ -2,7 +2,9 @@
 //! `/chat/:room_id` joins the room in the path; on `/chat` the client picks
 //! (and may switch) rooms with `{"type":"join","room_id":R}`. A client that
 //! names itself (`?user=NAME`, or a token's `sub`) shows up in the room's
-//! presence, once however many tabs it has open.
+//! presence, once however many tabs it has open. Every arrival and
+//! departure announces the room's size (`users`) to the room, up to
+//! [`LOUD_ROOM_LIMIT`] members; in a larger room only the newcomer is told.
 //!
 //! Client → server: `join`, `leave`, `{"type":"message","user":U,"content":C}`,
 //! `{"type":"typing","user":U,"is_typing":B}`, `{"type":"ping"}`.
@@ -11,6 +13,11 @@
 
 use serde_json::json;
 use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, now_rfc3339};
+
+/// Above this many members a room stops announcing every arrival and
+/// departure to everyone, as Twitch chat does above 1,000 chatters: filling
+/// a room of N would cost N²/2 frames.
+const LOUD_ROOM_LIMIT: usize = 1000;
 
 #[derive(Default)]
 struct Chat;
@@ -45,7 +52,7 @@ impl Plugin for Chat {
 
     fn on_close(&mut self, _conn: Conn, close: &Close) {
         for room in &close.rooms {
-            announce_user_count(room);
+            announce_user_count(room, None);
         }
     }
 }
@@ -85,20 +92,29 @@ fn in_room(current: &Option<String>) -> Result<Room<'_>, BadMessage> {
 fn enter(conn: Conn, room: &str) {
     Room::named(room).track_presence();
     conn.join(room);
-    announce_user_count(room);
+    announce_user_count(room, Some(conn));
 }
 
 fn leave(conn: Conn, room: Option<&str>) {
     if let Some(room) = room {
         conn.leave(room);
         conn.send_json(&json!({ "type": "left", "room": room }));
-        announce_user_count(room);
+        announce_user_count(room, None);
     }
 }
 
-fn announce_user_count(room: &str) {
+/// Tell the room its size, or only `newcomer` once the room is large.
+fn announce_user_count(room: &str, newcomer: Option<Conn>) {
     let room = Room::named(room);
-    room.publish_json(&json!({ "type": "users", "room": room.name(), "count": room.len() }));
+    let count = room.len();
+    let users = json!({ "type": "users", "room": room.name(), "count": count });
+    match newcomer {
+        _ if count <= LOUD_ROOM_LIMIT => {
+            room.publish_json(&users);
+        }
+        Some(conn) => conn.send_json(&users),
+        None => {}
+    }
 }
 
 switchboard_sdk::export!(Chat);

@@ -1,4 +1,4 @@
-use switchboard_tests::{TestServer, plugins};
+use switchboard_tests::{TestServer, plugin_in, plugins};
 
 #[tokio::test]
 async fn invalid_files_are_reported_and_skipped() -> anyhow::Result<()> {
@@ -74,12 +74,16 @@ async fn compiled_plugins_are_cached_outside_the_plugins_folder() -> anyhow::Res
     let cache = tempfile::tempdir()?;
     let config = switchboard::Config { compile_cache: Some(cache.path().to_owned()), ..Default::default() };
     let server = TestServer::start_with(&[plugins::ECHO], config.clone()).await?;
+    // Not in the cache yet: a quick build serves until the optimised one is ready.
+    server
+        .wait_for_api("the optimised build", |api| plugin_in(api, "echo").is_some_and(|echo| echo["optimised"] == true))
+        .await?;
     assert!(count_files(cache.path())? > 0, "the compiled echo plugin is in the cache");
     assert_eq!(count_files(server.plugins.path())?, 1, "and not in the plugins folder");
     drop(server);
-    // A second server starts from it and serves. (That it skips compiling
-    // shows in time only: `bench/run --only reload`, start-up lines.)
+    // A second server loads the optimised build from the cache straight away.
     let server = TestServer::start_with(&[plugins::ECHO], config).await?;
+    assert_eq!(server.plugin_state("echo").await?.map(|echo| echo["optimised"].clone()), Some(serde_json::json!(true)));
     let mut client = server.connect("/echo").await?;
     client.send_text("cached").await?;
     assert_eq!(client.recv_text().await?, "cached");

@@ -46,6 +46,14 @@ async fn a_new_version_serves_the_same_connection_and_keeps_its_state() -> anyho
     let mut newcomer = server.connect("/prefix/v2-only").await?;
     newcomer.send_text("d").await?;
     assert_eq!(newcomer.recv_text().await?, "v2:4:d");
+
+    // The change first serves a quick build; the optimised build of the
+    // same bytes takes over later, again with the state and connections.
+    server
+        .wait_for_api("the optimised build", |api| plugin_in(api, "prefix").is_some_and(|p| p["optimised"] == true))
+        .await?;
+    client.send_text("e").await?;
+    assert_eq!(client.recv_text().await?, "v2:5:e");
     Ok(())
 }
 
