@@ -32,8 +32,14 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     if wanted("fanout") {
-        let sizes: &[(usize, usize)] = if quick { &[(1000, 50)] } else { &[(1000, 100), (10_000, 20)] };
-        for &(subscribers, messages) in sizes {
+        let subscribers: Option<usize> =
+            std::env::args().skip_while(|arg| arg != "--subscribers").nth(1).and_then(|n| n.parse().ok());
+        let sizes = match (subscribers, quick) {
+            (Some(subscribers), _) => vec![(subscribers, 100)],
+            (None, true) => vec![(1000, 50)],
+            (None, false) => vec![(1000, 100), (10_000, 100)],
+        };
+        for (subscribers, messages) in sizes {
             for (label, interval) in [("paced 20ms", Duration::from_millis(20)), ("flat out", Duration::ZERO)] {
                 let ours = scenarios::fan_out(&bench.switchboard()?, subscribers, messages, interval).await?;
                 let base = scenarios::fan_out(&bench.baseline()?, subscribers, messages, interval).await?;

@@ -96,6 +96,7 @@ pub(crate) async fn fan_out(
     .await
     .context("setup timed out")??;
     let setup = started.elapsed();
+    eprintln!("fan-out: {subscribers} subscribers in the room after {setup:.1?}, publishing {messages}");
     let (mut sink, mut own) = publisher.split();
     tokio::spawn(async move { while let Some(Ok(_)) = own.next().await {} });
 
@@ -177,6 +178,7 @@ pub(crate) async fn echo(server: &Server, clients: usize, duration: Duration) ->
     for _ in 0..clients {
         sockets.push(connect(&server.addr, "/echo").await?);
     }
+    eprintln!("echo: {clients} client(s), round trips for {duration:?}");
     let cpu = server.cpu_seconds()?;
     let start = Instant::now();
     let deadline = start + duration;

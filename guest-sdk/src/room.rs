@@ -49,7 +49,7 @@ impl<'a> Room<'a> {
 
     /// How many connections are in the room.
     pub fn len(self) -> usize {
-        host::room_members(self.0).len()
+        host::room_size(self.0) as usize
     }
 
     /// Turn on presence for this room: the host then sends its clients

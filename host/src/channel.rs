@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::peer::{ConnId, Peer};
+use crate::peer::{ConnId, Peer, Recipient};
 use crate::presence::{Change, Presence};
 
 /// Longest room name, metadata key or store key a plugin may use, in bytes.
@@ -49,9 +49,9 @@ struct Members {
     peers: HashMap<ConnId, Member>,
     /// Room name → its members. Holds the peers themselves so that a publish
     /// does one lookup per room, not one per recipient.
-    rooms: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    rooms: HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
     /// User id → that user's connections (`set-user`), for `send-to-user`.
-    users: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    users: HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
     /// Who is in the rooms whose presence the plugin tracks.
     presence: Presence,
     /// Presence changes the plugin has not been told of yet: (room, joins, leaves).
@@ -63,7 +63,7 @@ pub(crate) type PresenceEvent = (String, Vec<String>, Vec<String>);
 
 #[derive(Debug)]
 struct Member {
-    peer: Arc<Peer>,
+    peer: Recipient,
     rooms: HashSet<Arc<str>>,
     /// The user this connection is bound to; kept after it closes, until
     /// `remove`, so that `on-close` can still ask.
@@ -77,7 +77,7 @@ impl Channel {
 
     /// A new connection joins the channel (in no room yet).
     pub(crate) fn add(&self, peer: Arc<Peer>) {
-        let member = Member { peer: Arc::clone(&peer), rooms: HashSet::new(), user: None };
+        let member = Member { peer: Recipient::new(&peer), rooms: HashSet::new(), user: None };
         self.members.write().peers.insert(peer.id, member);
     }
 
@@ -104,16 +104,17 @@ impl Channel {
     /// Forget a connection entirely.
     pub(crate) fn remove(&self, conn: ConnId) -> Option<Arc<Peer>> {
         self.leave_all(conn);
-        self.members.write().peers.remove(&conn).map(|member| member.peer)
+        self.members.write().peers.remove(&conn).map(|member| Arc::clone(member.peer.peer()))
     }
 
     pub(crate) fn peer(&self, conn: ConnId) -> Result<Arc<Peer>, CallError> {
-        self.members.read().peers.get(&conn).map(|member| Arc::clone(&member.peer)).ok_or(CallError::UnknownConnection)
+        let members = self.members.read();
+        members.peers.get(&conn).map(|member| Arc::clone(member.peer.peer())).ok_or(CallError::UnknownConnection)
     }
 
     /// Every open connection, e.g. to close them all.
     pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
-        self.members.read().peers.values().map(|member| Arc::clone(&member.peer)).collect()
+        self.members.read().peers.values().map(|member| Arc::clone(member.peer.peer())).collect()
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -128,7 +129,7 @@ impl Channel {
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
             member.rooms.insert(Arc::clone(&room));
-            rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
+            rooms.entry(Arc::clone(&room)).or_default().insert(conn, member.peer.clone());
             if presence.is_tracked(&room) {
                 let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
                 member.peer.send(presence.state_frame(&room));
@@ -164,7 +165,7 @@ impl Channel {
         if let Some(previous) = &previous {
             remove_from_group(users, previous, conn);
         }
-        users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
+        users.entry(Arc::clone(&user)).or_default().insert(conn, member.peer.clone());
         for room in &member.rooms {
             let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
             let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
@@ -210,7 +211,7 @@ impl Channel {
     pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
         let members = self.members.read();
         let Some(connections) = members.users.get(user) else { return 0 };
-        fan_out(connections.values(), frame, None)
+        fan_out(connections.iter(), frame, None)
     }
 
     pub(crate) fn rooms_of(&self, conn: ConnId) -> Result<Vec<String>, CallError> {
@@ -223,18 +224,22 @@ impl Channel {
         self.members.read().rooms.get(room).map(|room| room.keys().copied().collect()).unwrap_or_default()
     }
 
+    pub(crate) fn room_size(&self, room: &str) -> usize {
+        self.members.read().rooms.get(room).map_or(0, HashMap::len)
+    }
+
     /// Queue `frame` for every member of `room` but `except`; the frame's
     /// bytes are shared, not copied. Returns how many got it.
     pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
         let Some(room) = members.rooms.get(room) else { return 0 };
-        fan_out(room.values(), frame, except)
+        fan_out(room.iter(), frame, except)
     }
 
     /// Queue `frame` for every connection of the channel but `except`.
     pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
-        fan_out(members.peers.values().map(|member| &member.peer), frame, except)
+        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -259,11 +264,15 @@ impl Channel {
     }
 }
 
-fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, except: Option<ConnId>) -> u32 {
+fn fan_out<'a>(
+    recipients: impl Iterator<Item = (&'a ConnId, &'a Recipient)>,
+    frame: &Message,
+    except: Option<ConnId>,
+) -> u32 {
     let mut reached = 0;
-    for peer in peers.filter(|peer| Some(peer.id) != except) {
+    for (_, recipient) in recipients.filter(|(conn, _)| Some(**conn) != except) {
         // Cloning a `Message` clones a reference-counted buffer, not the payload.
-        if peer.send(frame.clone()) {
+        if recipient.send(frame.clone()) {
             reached += 1;
         }
     }
@@ -273,7 +282,7 @@ fn fan_out<'a>(peers: impl Iterator<Item = &'a Arc<Peer>>, frame: &Message, exce
 /// Tell a room's members (but `except`) who arrived and left, and note it
 /// for the plugin.
 fn announce(
-    rooms: &HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
+    rooms: &HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
     presence: &Presence,
     events: &mut Vec<PresenceEvent>,
     room: &str,
@@ -281,7 +290,7 @@ fn announce(
     except: Option<ConnId>,
 ) {
     if let Some(connections) = rooms.get(room) {
-        fan_out(connections.values(), &presence.diff_frame(room, changes), except);
+        fan_out(connections.iter(), &presence.diff_frame(room, changes), except);
     }
     let (mut joins, mut leaves) = (Vec::new(), Vec::new());
     for change in changes {
@@ -294,7 +303,7 @@ fn announce(
 }
 
 /// Take `conn` out of a room or a user's connections; drop the group when empty.
-fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, name: &str, conn: ConnId) {
+fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Recipient>>, name: &str, conn: ConnId) {
     if let Some(members) = groups.get_mut(name) {
         members.remove(&conn);
         if members.is_empty() {

@@ -100,6 +100,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         // When the peer must have said something (anything) by, after a ping.
         let mut answer_due: Option<Instant> = None;
         let mut ping = tokio::time::interval_at(Instant::now() + self.rules.ping_interval, self.rules.ping_interval);
+        // One wait for an abort for the whole connection, not one per turn
+        // of the loop: each costs a lock and a waiter list entry.
+        let peer = self.peer;
+        let aborted = peer.aborted();
+        tokio::pin!(aborted);
         let ended = |peer_close: Option<(u16, String)>, closing: Option<((u16, String), Instant)>| {
             peer_close.or(closing.map(|(sent, _)| sent)).unwrap_or((CLOSE_ABNORMAL, String::new()))
         };
@@ -108,9 +113,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             tokio::select! {
                 Some(first) = self.outbox.recv(), if closing.is_none() => {
                     let written = tokio::select! {
+                        // The write first: when it completes at once (the
+                        // usual case), the timer below is never armed.
+                        biased;
                         written = write_batch(&mut self.ws, first, &mut self.outbox) => written,
                         // A blocked socket cannot take a goodbye either: drop it.
-                        frame = self.peer.aborted() => return close_parts(&frame),
+                        frame = &mut aborted => return close_parts(&frame),
                         () = tokio::time::sleep(self.rules.ping_timeout) => {
                             tracing::warn!(conn = self.peer.id, "write blocked too long, dropping slow client");
                             return (CLOSE_TOO_SLOW, "client too slow".to_owned());
@@ -156,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     tracing::info!(conn = self.peer.id, "no answer to ping, dropping connection");
                     return (CLOSE_ABNORMAL, "ping timeout".to_owned());
                 }
-                frame = self.peer.aborted() => {
+                frame = &mut aborted => {
                     let parts = close_parts(&frame);
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish(&mut self.ws, vec![Message::Close(Some(frame))])).await;
                     return parts;

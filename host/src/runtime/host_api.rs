@@ -122,6 +122,10 @@ impl HostImports for HostState {
         self.channel.room_members(&room)
     }
 
+    fn room_size(&mut self, room: String) -> u32 {
+        u32::try_from(self.channel.room_size(&room)).unwrap_or(u32::MAX)
+    }
+
     fn rooms_of(&mut self, connection: ConnId) -> Result<Vec<String>, HostError> {
         Ok(self.channel.rooms_of(connection)?)
     }
