@@ -73,25 +73,38 @@ impl PluginHandle {
     /// Register `peer` with the plugin's channel and run `on-connect`. On
     /// `Err` the connection is already forgotten and must be closed with
     /// the rejection.
+    ///
+    /// The callback's future is boxed here and in `message` and `closed`:
+    /// a wasmtime call's state is large, and inline it would make every
+    /// connection's task that much larger for its whole life, idle or not.
     pub(crate) async fn connect(&self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
-        let mut plugin = self.plugin.lock().await;
-        let answer = plugin.connect(peer, request).await;
-        plugin.tell_presence().await;
-        answer
+        Box::pin(async move {
+            let mut plugin = self.plugin.lock().await;
+            let answer = plugin.connect(peer, request).await;
+            plugin.tell_presence().await;
+            answer
+        })
+        .await
     }
 
     /// Hand a client's text or binary message to `on-message`.
     pub(crate) async fn message(&self, conn: ConnId, message: Message) {
-        let mut plugin = self.plugin.lock().await;
-        plugin.message(conn, message).await;
-        plugin.tell_presence().await;
+        Box::pin(async move {
+            let mut plugin = self.plugin.lock().await;
+            plugin.message(conn, message).await;
+            plugin.tell_presence().await;
+        })
+        .await;
     }
 
     /// Tell the plugin the connection closed; it leaves its rooms and is forgotten.
     pub(crate) async fn closed(&self, conn: ConnId, code: u16, reason: String) {
-        let mut plugin = self.plugin.lock().await;
-        plugin.closed(conn, code, reason).await;
-        plugin.tell_presence().await;
+        Box::pin(async move {
+            let mut plugin = self.plugin.lock().await;
+            plugin.closed(conn, code, reason).await;
+            plugin.tell_presence().await;
+        })
+        .await;
     }
 
     /// Hand a backend event to `on-publish`; returns how many messages the

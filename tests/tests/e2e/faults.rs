@@ -48,6 +48,27 @@ async fn a_plugin_stuck_in_a_loop_is_interrupted_and_restarted() -> anyhow::Resu
 }
 
 #[tokio::test]
+async fn the_quick_build_is_interrupted_too() -> anyhow::Result<()> {
+    // An empty compile cache: the plugins serve from their quick (Winch)
+    // builds until the optimised ones take over.
+    let cache = tempfile::tempdir()?;
+    let config = switchboard::Config { compile_cache: Some(cache.path().to_owned()), ..Default::default() };
+    let server = TestServer::start_with(&[plugins::PROBE, plugins::ECHO], config).await?;
+    let mut stuck = server.connect("/probe/stuck").await?;
+    stuck.recv_type("hello").await?;
+    stuck.send_text("spin").await?;
+    // The optimised build can only take over between callbacks, so a quick
+    // build now means the spinning instance is a quick one.
+    let mut echo = server.connect("/echo").await?;
+    echo.send_text("meanwhile").await?;
+    assert_eq!(echo.recv_text().await?, "meanwhile");
+    let probe = server.plugin_state("probe").await?;
+    assert_eq!(probe.map(|probe| probe["optimised"].clone()), Some(serde_json::json!(false)));
+    assert_eq!(stuck.expect_close().await?.0, 1011);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_plugin_that_allocates_without_end_is_stopped_at_its_limit() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::PROBE, plugins::ECHO]).await?;
     let mut greedy = server.connect("/probe/greedy").await?;
