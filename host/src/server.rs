@@ -139,9 +139,14 @@ pub struct Server {
 impl Server {
     /// Load the plugins of `config.plugins` and bind `config.listen`. Files
     /// that are not valid plugins are logged and skipped.
-    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
         config.validate()?;
         let started = Instant::now();
+        // One spelling for every plugin file: the watcher reports absolute
+        // paths, so a relative folder would make a changed file look like a
+        // second plugin of the same name.
+        config.plugins = std::fs::canonicalize(&config.plugins)
+            .with_context(|| format!("cannot read plugins folder {}", config.plugins.display()))?;
         let verifier = config.auth.resolve_secret()?.map(|secret| TokenVerifier::new(&secret));
         let api_key = config.api.resolve_key()?;
         let runtime = Runtime::new(config.compile_cache_dir().as_deref())?;

@@ -3,7 +3,7 @@
 //! timeout instead of sleeping.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -63,7 +63,9 @@ impl TestServer {
             copy_plugin(plugin, folder.path())?;
         }
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.plugins = folder.path().to_owned();
+        // Relative, as in switchboard.toml: the watcher reports absolute
+        // paths, and a changed file must still be the same plugin.
+        config.plugins = relative_to_cwd(folder.path())?;
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -356,4 +358,12 @@ impl Client {
         while let Some(Ok(_)) = tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("close timed out")? {}
         Ok(())
     }
+}
+
+/// `path` (absolute) spelled relative to the current directory.
+fn relative_to_cwd(path: &Path) -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    let mut relative: PathBuf = cwd.components().skip(1).map(|_| "..").collect();
+    relative.push(path.strip_prefix("/").context("the temporary folder is not absolute")?);
+    Ok(relative)
 }
