@@ -126,8 +126,10 @@ fn chat(rooms: &Rooms, room: &str, message: &Message, outbox: &Outbox) {
     };
     match value["type"].as_str() {
         Some("message") => {
-            let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let reply = json!({"type": "message", "user": value["user"], "content": value["content"], "timestamp": timestamp.as_millis()});
+            // As the chat plugin stamps it (the SDK's `now_rfc3339`).
+            let timestamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let reply =
+                json!({"type": "message", "user": value["user"], "content": value["content"], "timestamp": timestamp});
             rooms.publish(room, &reply);
         }
         Some("ping") => {
