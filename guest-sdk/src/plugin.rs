@@ -12,6 +12,8 @@ use crate::message::Message;
 /// in-memory state. That state is lost when the plugin is reloaded or
 /// restarted after a crash, unless it is carried over with
 /// [`Plugin::snapshot`] and [`Plugin::restore`], or kept in [`crate::kv`].
+/// A reload also happens shortly after a new file is loaded, when the
+/// host's optimised build of the same code takes over from its quick one.
 pub trait Plugin: Default + 'static {
     /// The plugin's name: unique on a server, shown in its logs and API.
     const NAME: &'static str;

@@ -101,8 +101,8 @@ pub(crate) struct Registry {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     /// Files whose last load failed, and why; shown by the API.
     failures: Mutex<BTreeMap<PathBuf, String>>,
-    /// Serialises changes (load, replace, unload): each spans an await on
-    /// the plugin's thread, and two must not interleave.
+    /// Serialises changes (load, replace, tier-up, unload): each spans an
+    /// await on the plugin's lock, and two must not interleave.
     changing: tokio::sync::Mutex<()>,
 }
 
@@ -351,7 +351,7 @@ impl Registry {
     }
 
     /// Stop routing to a plugin and close its connections with 1001. Its
-    /// thread ends once the last connection has said goodbye.
+    /// instance is dropped once the last connection has said goodbye.
     fn unload_plugin(&self, plugin: &LoadedPlugin, reason: &str) {
         self.routes.store(Arc::new(self.routes.load().without(&plugin.info.name)));
         self.plugins.lock().remove(&plugin.info.name);
