@@ -138,7 +138,6 @@ impl Backend {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)?;
-        start_epoch_ticker(engine.weak());
         Ok(Backend { engine, linker })
     }
 }
@@ -190,6 +189,7 @@ impl Runtime {
         let mut engine_hash = std::hash::DefaultHasher::new();
         optimised.engine.precompile_compatibility_hash().hash(&mut engine_hash);
         let markers = markers.map(|folder| folder.join(format!("{:016x}", engine_hash.finish())));
+        start_epoch_ticker([&optimised].into_iter().chain(&quick).map(|backend| backend.engine.weak()).collect());
         Ok(Runtime { optimised, quick, markers })
     }
 
@@ -227,13 +227,12 @@ impl Runtime {
     }
 }
 
-/// Advance the engine's epoch every tick while the engine lives, so that
-/// callback deadlines (counted in ticks) fire.
-fn start_epoch_ticker(engine: EngineWeak) {
+/// Advance the engines' epochs every tick while they live, so that
+/// callbacks yield and their deadlines are checked. One thread for all.
+fn start_epoch_ticker(mut engines: Vec<EngineWeak>) {
     let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
-        while let Some(engine) = engine.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
+        while !engines.is_empty() {
+            engines.retain(|engine| engine.upgrade().inspect(Engine::increment_epoch).is_some());
             std::thread::sleep(EPOCH_TICK);
         }
     });
