@@ -27,6 +27,22 @@ const MAX_PRESENCE_ROUNDS: usize = 4;
 /// Close code for a connection whose plugin failed.
 const CLOSE_PLUGIN_ERROR: u16 = 1011;
 
+/// Run one export: the instance is checked out for the call and put back
+/// (or replaced, after a trap) by `checkin`. `None` when the plugin could
+/// not run it. A macro, not a function taking a closure: the call borrows
+/// the checked-out instance across an await.
+macro_rules! call {
+    ($plugin:expr, $callback:literal, $instance:ident => $call:expr) => {
+        match $plugin.checkout().await {
+            Some(mut $instance) => {
+                let result = $call.await;
+                $plugin.checkin($instance, $callback, result).await
+            }
+            None => None,
+        }
+    };
+}
+
 /// A WebSocket upgrade, as handed to a plugin's `on-connect`.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectRequest {
@@ -155,13 +171,7 @@ impl Plugin {
             remote_addr: request.remote_addr,
             claims: request.claims,
         };
-        let outcome = match self.checkout().await {
-            Some(mut instance) => {
-                let result = instance.exports.call_on_connect(&mut instance.store, &request).await;
-                self.checkin(instance, "on-connect", result).await
-            }
-            None => None,
-        };
+        let outcome = call!(self, "on-connect", i => i.exports.call_on_connect(&mut i.store, &request));
         let answer = match outcome {
             Some(Ok(())) => Ok(()),
             Some(Err(rejection)) => Err(Rejection { code: rejection.code, reason: rejection.reason }),
@@ -179,13 +189,7 @@ impl Plugin {
             Message::Binary(bytes) => Payload::Binary(bytes.into()),
             _ => return,
         };
-        let handled = match self.checkout().await {
-            Some(mut instance) => {
-                let result = instance.exports.call_on_message(&mut instance.store, conn, &payload).await;
-                self.checkin(instance, "on-message", result).await
-            }
-            None => None,
-        };
+        let handled = call!(self, "on-message", i => i.exports.call_on_message(&mut i.store, conn, &payload));
         if handled.is_none()
             && let Ok(peer) = self.channel.peer(conn)
         {
@@ -196,10 +200,7 @@ impl Plugin {
     async fn closed(&mut self, conn: ConnId, code: u16, reason: String) {
         let rooms = self.channel.leave_all(conn);
         let info = CloseInfo { connection: conn, code, reason, rooms };
-        if let Some(mut instance) = self.checkout().await {
-            let result = instance.exports.call_on_close(&mut instance.store, &info).await;
-            self.checkin(instance, "on-close", result).await;
-        }
+        call!(self, "on-close", i => i.exports.call_on_close(&mut i.store, &info));
         self.channel.remove(conn);
     }
 
@@ -213,10 +214,7 @@ impl Plugin {
                 return;
             }
             for (room, joins, leaves) in events {
-                if let Some(mut instance) = self.checkout().await {
-                    let result = instance.exports.call_on_presence(&mut instance.store, &room, &joins, &leaves).await;
-                    self.checkin(instance, "on-presence", result).await;
-                }
+                call!(self, "on-presence", i => i.exports.call_on_presence(&mut i.store, &room, &joins, &leaves));
             }
         }
     }
@@ -237,13 +235,7 @@ impl Plugin {
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
         // A snapshot that traps loses the in-memory state, not the reload.
-        let state = match self.checkout().await {
-            Some(mut instance) => {
-                let result = instance.exports.call_snapshot(&mut instance.store).await;
-                self.checkin(instance, "snapshot", result).await.unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
+        let state = call!(self, "snapshot", i => i.exports.call_snapshot(&mut i.store)).unwrap_or_default();
         fresh.arm();
         fresh
             .exports
