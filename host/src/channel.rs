@@ -63,7 +63,8 @@ pub(crate) type PresenceEvent = (String, Vec<String>, Vec<String>);
 
 #[derive(Debug)]
 struct Member {
-    peer: Recipient,
+    /// The connection, as rooms and users hold it too.
+    recipient: Recipient,
     rooms: HashSet<Arc<str>>,
     /// The user this connection is bound to; kept after it closes, until
     /// `remove`, so that `on-close` can still ask.
@@ -77,7 +78,7 @@ impl Channel {
 
     /// A new connection joins the channel (in no room yet).
     pub(crate) fn add(&self, peer: Arc<Peer>) {
-        let member = Member { peer: Recipient::new(&peer), rooms: HashSet::new(), user: None };
+        let member = Member { recipient: Recipient::new(&peer), rooms: HashSet::new(), user: None };
         self.members.write().peers.insert(peer.id, member);
     }
 
@@ -104,17 +105,17 @@ impl Channel {
     /// Forget a connection entirely.
     pub(crate) fn remove(&self, conn: ConnId) -> Option<Arc<Peer>> {
         self.leave_all(conn);
-        self.members.write().peers.remove(&conn).map(|member| Arc::clone(member.peer.peer()))
+        self.members.write().peers.remove(&conn).map(|member| Arc::clone(member.recipient.peer()))
     }
 
     pub(crate) fn peer(&self, conn: ConnId) -> Result<Arc<Peer>, CallError> {
         let members = self.members.read();
-        members.peers.get(&conn).map(|member| Arc::clone(member.peer.peer())).ok_or(CallError::UnknownConnection)
+        members.peers.get(&conn).map(|member| Arc::clone(member.recipient.peer())).ok_or(CallError::UnknownConnection)
     }
 
     /// Every open connection, e.g. to close them all.
     pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
-        self.members.read().peers.values().map(|member| Arc::clone(member.peer.peer())).collect()
+        self.members.read().peers.values().map(|member| Arc::clone(member.recipient.peer())).collect()
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -129,10 +130,10 @@ impl Channel {
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
             member.rooms.insert(Arc::clone(&room));
-            rooms.entry(Arc::clone(&room)).or_default().insert(conn, member.peer.clone());
+            rooms.entry(Arc::clone(&room)).or_default().insert(conn, member.recipient.clone());
             if presence.is_tracked(&room) {
                 let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
-                member.peer.send(presence.state_frame(&room));
+                member.recipient.send(presence.state_frame(&room));
                 if let Some(change) = change {
                     announce(rooms, presence, presence_events, &room, &[change], Some(conn));
                 }
@@ -165,7 +166,7 @@ impl Channel {
         if let Some(previous) = &previous {
             remove_from_group(users, previous, conn);
         }
-        users.entry(Arc::clone(&user)).or_default().insert(conn, member.peer.clone());
+        users.entry(Arc::clone(&user)).or_default().insert(conn, member.recipient.clone());
         for room in &member.rooms {
             let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
             let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
@@ -239,7 +240,7 @@ impl Channel {
     /// Queue `frame` for every connection of the channel but `except`.
     pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
-        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
+        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.recipient)), frame, except)
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
