@@ -83,8 +83,9 @@ pub(crate) async fn fan_out(
     drop(quiet);
     let mut publisher = connect(&server.addr, "/chat/bench").await?;
     tokio::time::timeout(PHASE_TIMEOUT, async {
-        while let Some(frame) = publisher.next().await {
-            if frame?.to_text().is_ok_and(|text| text.contains(&everyone)) {
+        loop {
+            let frame = publisher.next().await.context("publisher disconnected during setup")??;
+            if frame.to_text().is_ok_and(|text| text.contains(&everyone)) {
                 break;
             }
         }
@@ -232,7 +233,8 @@ pub(crate) async fn idle(server: &Server, count: usize) -> anyhow::Result<(f64, 
 }
 
 /// Reload the chat plugin `times` times (same behaviour, new bytes): the
-/// time from writing the file to a reply from the new version, in ms.
+/// times from writing the file to a reply from the new version and to its
+/// optimised build serving.
 pub(crate) async fn reloads(server: &Server, chat: &[u8], times: u32) -> anyhow::Result<Reloads> {
     let folder = server.folder.as_ref().context("no plugins folder")?;
     let mut client = connect(&server.addr, "/chat/reload").await?;
