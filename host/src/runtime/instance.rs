@@ -7,7 +7,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{self, PluginInfo as WitPluginInfo};
 use super::host_api::HostState;
-use super::{Compiled, LoadError, PluginInfo};
+use super::{Compiled, EPOCH_TICK, LoadError, PluginInfo};
 use crate::channel::Channel;
 
 /// A plugin instance and its store. A trap poisons the store for good, so
@@ -24,7 +24,7 @@ impl Instance {
         let state = HostState::new(channel, compiled.limits.max_memory, compiled.limits.callback_timeout);
         let mut store = Store::new(compiled.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|store| Ok(at_epoch_tick(store.data())));
+        store.epoch_deadline_callback(|mut store| Ok(at_epoch_tick(store.data_mut())));
         let mut instance = Instance { exports: compiled.pre.instantiate_async(&mut store).await?, store };
         instance.arm();
         Ok(instance)
@@ -33,19 +33,26 @@ impl Instance {
     /// Give the next callback its full time budget.
     pub(super) fn arm(&mut self) {
         let state = self.store.data_mut();
-        state.deadline = Instant::now() + state.callback_timeout;
+        let now = Instant::now();
+        state.deadline = now + state.callback_timeout;
+        state.running_since = now;
         self.store.set_epoch_deadline(1);
     }
 }
 
 /// What a running callback does at each epoch tick: past its deadline it is
-/// interrupted (a trap); before, it yields to the executor, so a long
-/// callback shares its worker thread with the other connections.
-fn at_epoch_tick(state: &HostState) -> UpdateDeadline {
-    if Instant::now() >= state.deadline {
+/// interrupted (a trap); once it has held its worker for a tick, it yields
+/// to the executor, so a long callback shares its worker thread with the
+/// other connections.
+fn at_epoch_tick(state: &mut HostState) -> UpdateDeadline {
+    let now = Instant::now();
+    if now >= state.deadline {
         UpdateDeadline::Interrupt
-    } else {
+    } else if now.duration_since(state.running_since) >= EPOCH_TICK {
+        state.running_since = now;
         UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+    } else {
+        UpdateDeadline::Continue(1)
     }
 }
 
