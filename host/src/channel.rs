@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::peer::{ConnId, Peer, Recipient};
+use crate::peer::{ConnId, Peer};
 use crate::presence::{Change, Presence};
 
 /// Longest room name, metadata key or store key a plugin may use, in bytes.
@@ -49,9 +49,9 @@ struct Members {
     peers: HashMap<ConnId, Member>,
     /// Room name → its members. Holds the peers themselves so that a publish
     /// does one lookup per room, not one per recipient.
-    rooms: HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
+    rooms: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     /// User id → that user's connections (`set-user`), for `send-to-user`.
-    users: HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
+    users: HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     /// Who is in the rooms whose presence the plugin tracks.
     presence: Presence,
     /// Presence changes the plugin has not been told of yet: (room, joins, leaves).
@@ -64,7 +64,7 @@ pub(crate) type PresenceEvent = (String, Vec<String>, Vec<String>);
 #[derive(Debug)]
 struct Member {
     /// The connection, as rooms and users hold it too.
-    recipient: Recipient,
+    peer: Arc<Peer>,
     rooms: HashSet<Arc<str>>,
     /// The user this connection is bound to; kept after it closes, until
     /// `remove`, so that `on-close` can still ask.
@@ -78,8 +78,8 @@ impl Channel {
 
     /// A new connection joins the channel (in no room yet).
     pub(crate) fn add(&self, peer: Arc<Peer>) {
-        let member = Member { recipient: Recipient::new(&peer), rooms: HashSet::new(), user: None };
-        self.members.write().peers.insert(peer.id, member);
+        let conn = peer.id;
+        self.members.write().peers.insert(conn, Member { peer, rooms: HashSet::new(), user: None });
     }
 
     /// Take a connection out of all its rooms (and out of its user's
@@ -105,17 +105,17 @@ impl Channel {
     /// Forget a connection entirely.
     pub(crate) fn remove(&self, conn: ConnId) -> Option<Arc<Peer>> {
         self.leave_all(conn);
-        self.members.write().peers.remove(&conn).map(|member| Arc::clone(member.recipient.peer()))
+        self.members.write().peers.remove(&conn).map(|member| Arc::clone(&member.peer))
     }
 
     pub(crate) fn peer(&self, conn: ConnId) -> Result<Arc<Peer>, CallError> {
         let members = self.members.read();
-        members.peers.get(&conn).map(|member| Arc::clone(member.recipient.peer())).ok_or(CallError::UnknownConnection)
+        members.peers.get(&conn).map(|member| Arc::clone(&member.peer)).ok_or(CallError::UnknownConnection)
     }
 
     /// Every open connection, e.g. to close them all.
     pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
-        self.members.read().peers.values().map(|member| Arc::clone(member.recipient.peer())).collect()
+        self.members.read().peers.values().map(|member| Arc::clone(&member.peer)).collect()
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -130,10 +130,10 @@ impl Channel {
         if !member.rooms.contains(room) {
             let room: Arc<str> = room.into();
             member.rooms.insert(Arc::clone(&room));
-            rooms.entry(Arc::clone(&room)).or_default().insert(conn, member.recipient.clone());
+            rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
             if presence.is_tracked(&room) {
                 let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
-                member.recipient.send(presence.state_frame(&room));
+                member.peer.send(presence.state_frame(&room));
                 if let Some(change) = change {
                     announce(rooms, presence, presence_events, &room, &[change], Some(conn));
                 }
@@ -166,7 +166,7 @@ impl Channel {
         if let Some(previous) = &previous {
             remove_from_group(users, previous, conn);
         }
-        users.entry(Arc::clone(&user)).or_default().insert(conn, member.recipient.clone());
+        users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
         for room in &member.rooms {
             let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
             let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
@@ -240,7 +240,7 @@ impl Channel {
     /// Queue `frame` for every connection of the channel but `except`.
     pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
-        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.recipient)), frame, except)
+        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -266,7 +266,7 @@ impl Channel {
 }
 
 fn fan_out<'a>(
-    recipients: impl Iterator<Item = (&'a ConnId, &'a Recipient)>,
+    recipients: impl Iterator<Item = (&'a ConnId, &'a Arc<Peer>)>,
     frame: &Message,
     except: Option<ConnId>,
 ) -> u32 {
@@ -283,7 +283,7 @@ fn fan_out<'a>(
 /// Tell a room's members (but `except`) who arrived and left, and note it
 /// for the plugin.
 fn announce(
-    rooms: &HashMap<Arc<str>, HashMap<ConnId, Recipient>>,
+    rooms: &HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
     presence: &Presence,
     events: &mut Vec<PresenceEvent>,
     room: &str,
@@ -304,7 +304,7 @@ fn announce(
 }
 
 /// Take `conn` out of a room or a user's connections; drop the group when empty.
-fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Recipient>>, name: &str, conn: ConnId) {
+fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, name: &str, conn: ConnId) {
     if let Some(members) = groups.get_mut(name) {
         members.remove(&conn);
         if members.is_empty() {
@@ -325,33 +325,40 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CallError> {
 mod tests {
     use super::*;
 
-    fn channel_with(ids: &[ConnId]) -> (Channel, Vec<tokio::sync::mpsc::Receiver<Message>>) {
+    use futures_util::FutureExt as _;
+
+    fn channel_with(ids: &[ConnId]) -> (Channel, Vec<Arc<Peer>>) {
         let channel = Channel::new("test");
-        let mut inboxes = Vec::new();
-        for id in ids {
-            let (peer, inbox) = Peer::new(*id, "/test", 8);
-            channel.add(Arc::new(peer));
-            inboxes.push(inbox);
+        let peers: Vec<_> = ids.iter().map(|id| Arc::new(Peer::new(*id, "/test", 8))).collect();
+        for peer in &peers {
+            channel.add(Arc::clone(peer));
         }
-        (channel, inboxes)
+        (channel, peers)
+    }
+
+    /// What is queued for `peer`, taken out of its queue.
+    fn queued(peer: &Peer) -> Vec<Message> {
+        let mut batch = std::collections::VecDeque::new();
+        peer.outbox().take(&mut batch).now_or_never();
+        batch.into()
     }
 
     #[test]
     fn publish_reaches_room_members_except_one() {
-        let (channel, mut inboxes) = channel_with(&[1, 2, 3]);
+        let (channel, peers) = channel_with(&[1, 2, 3]);
         channel.join(1, "a").unwrap();
         channel.join(2, "a").unwrap();
         channel.join(3, "b").unwrap();
         assert_eq!(channel.publish("a", &Message::text("hi"), Some(1)), 1);
-        assert!(inboxes[0].try_recv().is_err());
-        assert_eq!(inboxes[1].try_recv().unwrap(), Message::text("hi"));
-        assert!(inboxes[2].try_recv().is_err());
+        assert!(queued(&peers[0]).is_empty());
+        assert_eq!(queued(&peers[1]), [Message::text("hi")]);
+        assert!(queued(&peers[2]).is_empty());
         assert_eq!(channel.broadcast(&Message::text("all"), None), 3);
     }
 
     #[test]
     fn leaving_empties_rooms() {
-        let (channel, _inboxes) = channel_with(&[1, 2]);
+        let (channel, _peers) = channel_with(&[1, 2]);
         channel.join(1, "a").unwrap();
         channel.join(2, "a").unwrap();
         assert_eq!(channel.leave_all(1), vec!["a".to_owned()]);
@@ -364,14 +371,14 @@ mod tests {
 
     #[test]
     fn a_user_is_reached_on_every_connection_while_open() {
-        let (channel, mut inboxes) = channel_with(&[1, 2, 3]);
+        let (channel, peers) = channel_with(&[1, 2, 3]);
         channel.set_user(1, "ann").unwrap();
         channel.set_user(2, "ann").unwrap();
         channel.set_user(3, "bob").unwrap();
         assert_eq!(channel.send_to_user("ann", &Message::text("hi ann")), 2);
-        assert_eq!(inboxes[0].try_recv().unwrap(), Message::text("hi ann"));
-        assert_eq!(inboxes[1].try_recv().unwrap(), Message::text("hi ann"));
-        assert!(inboxes[2].try_recv().is_err());
+        assert_eq!(queued(&peers[0]), [Message::text("hi ann")]);
+        assert_eq!(queued(&peers[1]), [Message::text("hi ann")]);
+        assert!(queued(&peers[2]).is_empty());
         channel.leave_all(1);
         assert_eq!(channel.user_of(1).unwrap().as_deref(), Some("ann"), "still readable until removed");
         assert_eq!(channel.send_to_user("ann", &Message::text("again")), 1);
@@ -381,7 +388,7 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let (channel, _inboxes) = channel_with(&[1]);
+        let (channel, _peers) = channel_with(&[1]);
         assert!(matches!(channel.join(1, ""), Err(CallError::InvalidArgument(_))));
         assert!(matches!(
             channel.kv_set("k".into(), vec![0; MAX_KV_VALUE_LEN + 1]),

@@ -181,8 +181,8 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
                     .await;
             return;
         }
-        let (peer, outbox) = Peer::new(shared.next_connection_id(), &connect.route, limits.send_queue);
-        crate::websocket::run(ws, Arc::new(peer), outbox, plugin.handle.clone(), connect, rules).await;
+        let peer = Peer::new(shared.next_connection_id(), &connect.route, limits.send_queue);
+        crate::websocket::run(ws, Arc::new(peer), plugin.handle.clone(), connect, rules).await;
     });
     let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -15,6 +15,7 @@
 //!   from its bounded queue, batched; rate limit (`rate_limit`), keep-alive,
 //!   slow clients;
 //! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
+//!   `outbox`: its queue of outgoing frames, one cache line per fan-out;
 //! - `channel`: a plugin's connections, rooms, users and key-value store;
 //!   `presence`: who is in a room, Phoenix-style;
 //! - `registry`: the loaded plugins and the route table leading to them;
@@ -30,6 +31,7 @@ mod auth;
 mod channel;
 mod config;
 mod http;
+mod outbox;
 mod peer;
 mod presence;
 mod publish;

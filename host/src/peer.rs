@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::outbox::{Outbox, Refused};
 
 /// Host-wide connection id; plugins name connections by it.
 pub(crate) type ConnId = u64;
@@ -18,17 +20,20 @@ pub(crate) const CLOSE_TOO_SLOW: u16 = 1008;
 
 /// The shared half of a connection. The socket itself stays with the
 /// connection's task (`websocket.rs`); everyone else talks to it through this.
+/// Rooms and users hold it as it is: its queue is inline and takes one
+/// aligned cache line, so a fan-out reads that line per recipient and
+/// nothing else.
 #[derive(Debug)]
 pub(crate) struct Peer {
+    /// Frames for the client. Bounded, so that a client that does not read
+    /// cannot make the server's memory grow: when it is full the client is
+    /// dropped instead.
+    outbox: Outbox,
     /// What plugins call this connection.
     pub(crate) id: ConnId,
     /// The route pattern it connected on: when a new version of its plugin
     /// drops the route, the connection is closed.
     pub(crate) route: Arc<str>,
-    /// Frames for the client. Bounded, so that a client that does not read
-    /// cannot make the server's memory grow: when it is full the client is
-    /// dropped instead.
-    outbox: mpsc::Sender<Message>,
     /// Set when the host drops the connection without waiting for the queue
     /// (it is full, or the server shuts down); the connection task watches it.
     abort: Mutex<Option<CloseFrame>>,
@@ -40,37 +45,36 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    /// A peer and the receiving end of its queue, for the connection task.
-    pub(crate) fn new(id: ConnId, route: &str, queue: usize) -> (Peer, mpsc::Receiver<Message>) {
-        let (outbox, inbox) = mpsc::channel(queue);
-        let peer = Peer {
+    /// A peer whose queue holds up to `queue` frames.
+    pub(crate) fn new(id: ConnId, route: &str, queue: usize) -> Peer {
+        Peer {
+            outbox: Outbox::new(queue),
             id,
             route: route.into(),
-            outbox,
             abort: Mutex::new(None),
             aborted: Notify::new(),
             meta: Mutex::new(HashMap::new()),
-        };
-        (peer, inbox)
+        }
     }
 
     /// Queue a frame. Returns false when the connection is gone. A full queue
     /// means the client does not keep up: it is dropped, and the frame too.
     pub(crate) fn send(&self, frame: Message) -> bool {
-        self.queue(&self.outbox, frame)
-    }
-
-    fn queue(&self, outbox: &mpsc::Sender<Message>, frame: Message) -> bool {
-        match outbox.try_send(frame) {
+        match self.outbox.push(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if self.abort(CLOSE_TOO_SLOW, "client too slow") {
                     tracing::warn!(conn = self.id, "send queue full, dropping slow client");
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
+    }
+
+    /// The queue, for the connection's own task to read.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Close after the frames already queued.
@@ -117,29 +121,4 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame {
         end -= 1;
     }
     CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() }
-}
-
-/// A connection as a fan-out sees it. It holds the queue itself, not only
-/// the peer, so that queueing a frame for each of 10,000 recipients reads
-/// one allocation per recipient (the queue) instead of two (peer, then
-/// queue): at that size every one of them is a cache miss.
-#[derive(Debug, Clone)]
-pub(crate) struct Recipient {
-    outbox: mpsc::Sender<Message>,
-    peer: Arc<Peer>,
-}
-
-impl Recipient {
-    pub(crate) fn new(peer: &Arc<Peer>) -> Recipient {
-        Recipient { outbox: peer.outbox.clone(), peer: Arc::clone(peer) }
-    }
-
-    /// As [`Peer::send`].
-    pub(crate) fn send(&self, frame: Message) -> bool {
-        self.peer.queue(&self.outbox, frame)
-    }
-
-    pub(crate) fn peer(&self) -> &Arc<Peer> {
-        &self.peer
-    }
 }

@@ -2,13 +2,13 @@
 //! connection's queue, batched into as few writes as possible. Also where
 //! the per-connection rules live: rate limit, keep-alive, slow clients.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,9 +21,6 @@ use crate::runtime::{ConnectRequest, PluginHandle};
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most frames written before one flush: a broadcast burst becomes one
-/// syscall per connection instead of one per frame.
-const MAX_BATCH: usize = 64;
 /// The code reported to `on-close` when the socket ended without a close frame.
 const CLOSE_ABNORMAL: u16 = 1006;
 /// Close code for a client that keeps sending over its rate limit.
@@ -43,7 +40,6 @@ pub(crate) struct Rules {
 pub(crate) async fn run<S>(
     mut ws: WebSocketStream<S>,
     peer: Arc<Peer>,
-    mut outbox: mpsc::Receiver<Message>,
     plugin: PluginHandle,
     request: ConnectRequest,
     rules: Rules,
@@ -53,25 +49,23 @@ pub(crate) async fn run<S>(
     if let Err(rejection) = plugin.connect(Arc::clone(&peer), request).await {
         tracing::debug!(conn = peer.id, code = rejection.code, reason = rejection.reason, "connection refused");
         // What on-connect queued (an explanation, say) goes out before the close.
-        outbox.close();
-        let mut frames = Vec::new();
-        while let Ok(frame) = outbox.try_recv() {
-            frames.push(frame);
-        }
-        frames.push(Message::Close(Some(close_frame(rejection.code, &rejection.reason))));
+        let mut frames = peer.outbox().close();
+        frames.push_back(Message::Close(Some(close_frame(rejection.code, &rejection.reason))));
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish(&mut ws, frames)).await;
         return;
     }
     let mut connection = Connection {
         ws,
         peer: &peer,
-        outbox,
+        batch: VecDeque::new(),
         plugin: &plugin,
         bucket: TokenBucket::new(rules.messages_per_second, rules.message_burst),
         rules,
         expelled: false,
     };
     let (code, reason) = connection.pump().await;
+    // Frames sent from now on are refused: the plugin learns it reached no one.
+    drop(peer.outbox().close());
     tracing::debug!(conn = peer.id, code, reason, "connection closed");
     plugin.closed(peer.id, code, reason).await;
 }
@@ -79,7 +73,9 @@ pub(crate) async fn run<S>(
 struct Connection<'a, S> {
     ws: WebSocketStream<S>,
     peer: &'a Peer,
-    outbox: mpsc::Receiver<Message>,
+    /// Frames taken from the peer's queue, being written; kept empty
+    /// between batches, so that its allocation goes back to the queue.
+    batch: VecDeque<Message>,
     plugin: &'a PluginHandle,
     bucket: TokenBucket,
     rules: Rules,
@@ -111,12 +107,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         loop {
             let deadline = closing.as_ref().map(|(_, deadline)| *deadline);
             tokio::select! {
-                Some(first) = self.outbox.recv(), if closing.is_none() => {
+                () = peer.outbox().take(&mut self.batch), if closing.is_none() => {
                     let written = tokio::select! {
                         // The write first: when it completes at once (the
                         // usual case), the timer below is never armed.
                         biased;
-                        written = write_batch(&mut self.ws, first, &mut self.outbox) => written,
+                        written = write_batch(&mut self.ws, &mut self.batch) => written,
                         // A blocked socket cannot take a goodbye either: drop it.
                         frame = &mut aborted => return close_parts(&frame),
                         () = tokio::time::sleep(self.rules.ping_timeout) => {
@@ -199,7 +195,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
 }
 
 /// Write `frames` and wait for the peer to end the connection.
-async fn finish<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, frames: Vec<Message>) {
+async fn finish<S>(ws: &mut WebSocketStream<S>, frames: impl IntoIterator<Item = Message>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     for frame in frames {
         if ws.feed(frame).await.is_err() {
             return;
@@ -211,32 +210,26 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, 
     while let Some(Ok(_)) = ws.next().await {}
 }
 
-/// Write `first` and whatever else is queued (up to a batch), then flush
-/// once. Returns the close frame if one was written: nothing may follow it.
+/// Write the batch, then flush once: a broadcast burst becomes one syscall
+/// per connection instead of one per frame (tungstenite writes on its own
+/// whenever its write buffer fills). Returns the close frame if one was
+/// written: what follows it is dropped.
 async fn write_batch<S>(
     ws: &mut WebSocketStream<S>,
-    first: Message,
-    outbox: &mut mpsc::Receiver<Message>,
+    batch: &mut VecDeque<Message>,
 ) -> Result<Option<CloseFrame>, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(frame) = next.take() {
-        let close = match &frame {
-            Message::Close(close) => Some(close.clone().unwrap_or_else(|| close_frame(1000, ""))),
-            _ => None,
-        };
-        ws.feed(frame).await?;
-        written += 1;
-        if close.is_some() {
+    while let Some(frame) = batch.pop_front() {
+        if let Message::Close(close) = &frame {
+            let close = close.clone().unwrap_or_else(|| close_frame(1000, ""));
+            batch.clear();
+            ws.feed(frame).await?;
             ws.flush().await?;
-            return Ok(close);
+            return Ok(Some(close));
         }
-        if written < MAX_BATCH {
-            next = outbox.try_recv().ok();
-        }
+        ws.feed(frame).await?;
     }
     ws.flush().await?;
     Ok(None)

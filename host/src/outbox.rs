@@ -1,0 +1,168 @@
+//! A connection's queue of outgoing frames: any task may add to it, the
+//! connection's own task takes everything queued at once and writes it.
+//!
+//! Not tokio's bounded `mpsc`: a fan-out to 10,000 connections touches each
+//! one's queue once, and at that size every touch is a cache miss. A send
+//! on tokio's channel touches five cache lines (the semaphore, the tail,
+//! the slot, the block's ready bits, the receiver's waker, each padded apart
+//! so that threads do not contend); everything a send here needs is in one
+//! 64-byte line. The reader swaps its empty buffer for the full one, so it
+//! takes one lock per batch instead of one per frame.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A batch the reader keeps for next time, up to this many frames of
+/// capacity; a larger one (after a burst) is freed so that an idle
+/// connection does not hold a burst's worth of memory.
+const KEEP_CAPACITY: usize = 64;
+
+/// Frames waiting for one connection's task. Aligned to a cache line, so
+/// that a fan-out reads exactly one line per recipient.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Queued frames, oldest first. Starts without an allocation: an idle
+    /// connection's queue costs nothing beyond this struct.
+    frames: VecDeque<Message>,
+    /// The connection task, when it waits for frames.
+    reader: Option<Waker>,
+    /// Most frames queued at once; a client that does not read cannot make
+    /// the server's memory grow past this (plus one batch being written).
+    capacity: u32,
+    /// Set when the connection no longer takes frames.
+    closed: bool,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue holds `capacity` frames: the client does not keep up.
+    Full,
+    /// The connection is closing or gone.
+    Closed,
+}
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize) -> Outbox {
+        let capacity = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
+        Outbox { state: Mutex::new(State { frames: VecDeque::new(), reader: None, capacity, closed: false }) }
+    }
+
+    /// Queue a frame and wake the reader if it waits.
+    pub(crate) fn push(&self, frame: Message) -> Result<(), Refused> {
+        let reader = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            if state.frames.len() >= state.capacity as usize {
+                return Err(Refused::Full);
+            }
+            state.frames.push_back(frame);
+            state.reader.take()
+        };
+        // Woken outside the lock: the reader's first move is to take it.
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+        Ok(())
+    }
+
+    /// Wait until frames are queued, then move all of them into `batch`,
+    /// which must be empty (its allocation is handed back to the queue).
+    pub(crate) async fn take(&self, batch: &mut VecDeque<Message>) {
+        poll_fn(|cx| self.poll_take(cx, batch)).await;
+    }
+
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Message>) -> Poll<()> {
+        debug_assert!(batch.is_empty(), "the previous batch was not written");
+        if batch.capacity() > KEEP_CAPACITY {
+            *batch = VecDeque::new();
+        }
+        let mut state = self.state.lock();
+        if state.frames.is_empty() {
+            match &mut state.reader {
+                Some(reader) if reader.will_wake(cx.waker()) => {}
+                reader => *reader = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        std::mem::swap(&mut state.frames, batch);
+        Poll::Ready(())
+    }
+
+    /// Take no more frames; returns those still queued.
+    pub(crate) fn close(&self) -> VecDeque<Message> {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.reader = None;
+        std::mem::take(&mut state.frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn fits_in_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Outbox>(), 64);
+    }
+
+    #[test]
+    fn refuses_past_its_capacity_and_after_close() {
+        let outbox = Outbox::new(2);
+        assert_eq!(outbox.push(Message::text("a")), Ok(()));
+        assert_eq!(outbox.push(Message::text("b")), Ok(()));
+        assert_eq!(outbox.push(Message::text("c")), Err(Refused::Full));
+        let left = outbox.close();
+        assert_eq!(left, [Message::text("a"), Message::text("b")]);
+        assert_eq!(outbox.push(Message::text("d")), Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_gets_the_whole_queue_in_order() {
+        let outbox = Arc::new(Outbox::new(8));
+        let writer = Arc::clone(&outbox);
+        let reader = tokio::spawn(async move {
+            let mut batch = VecDeque::new();
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                outbox.take(&mut batch).await;
+                got.extend(batch.drain(..));
+            }
+            got
+        });
+        for text in ["1", "2", "3", "4", "5"] {
+            writer.push(Message::text(text)).expect("room in the queue");
+            tokio::task::yield_now().await;
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("reader woken").expect("reader");
+        assert_eq!(got, ["1", "2", "3", "4", "5"].map(Message::text));
+    }
+
+    #[test]
+    fn frees_a_burst_sized_batch() {
+        let outbox = Outbox::new(1000);
+        let mut batch = VecDeque::with_capacity(KEEP_CAPACITY * 4);
+        outbox.push(Message::text("x")).expect("room in the queue");
+        let waker = Waker::noop();
+        assert!(outbox.poll_take(&mut Context::from_waker(waker), &mut batch).is_ready());
+        assert_eq!(batch.len(), 1);
+        // The queue got the reader's empty buffer, not the oversized one.
+        assert!(outbox.state.lock().frames.capacity() <= KEEP_CAPACITY);
+    }
+}
