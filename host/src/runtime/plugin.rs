@@ -6,9 +6,9 @@
 //! no wake-up. The lock is fair (first come, first served), and each
 //! connection waits for its callback before reading its next frame, so the
 //! callbacks of a connection run in the order its frames came. A long
-//! callback yields its worker at every epoch tick and is interrupted at its
-//! deadline (see `instance.rs`), so a slow plugin delays only its own
-//! connections.
+//! callback yields its worker once it has held it for an epoch tick and is
+//! interrupted at its deadline (see `instance.rs`), so a slow plugin delays
+//! only its own connections.
 
 use std::sync::Arc;
 
