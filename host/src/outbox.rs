@@ -101,6 +101,12 @@ impl Outbox {
         Poll::Ready(())
     }
 
+    /// Stop waking the reader until it waits again: for a reader that will
+    /// look at the queue anyway before it waits.
+    pub(crate) fn forget_reader(&self) {
+        self.state.lock().reader = None;
+    }
+
     /// Take no more frames; returns those still queued.
     pub(crate) fn close(&self) -> VecDeque<Message> {
         let mut state = self.state.lock();

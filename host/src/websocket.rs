@@ -177,6 +177,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         }
         match self.bucket.take(std::time::Instant::now()) {
             Verdict::Allow => {
+                // A reply queued by the callback would wake this very task
+                // for a second poll; the loop takes the queue right after.
+                self.peer.outbox().forget_reader();
                 self.plugin.message(self.peer.id, message).await;
             }
             Verdict::Refuse { first } => {
