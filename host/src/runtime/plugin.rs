@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
 use super::instance::Instance;
-use crate::channel::Channel;
+use crate::channel::{Channel, PresenceEvent};
 use crate::peer::{ConnId, Peer};
 
 /// How many rounds of presence changes caused by `on-presence` itself are told.
@@ -208,13 +208,25 @@ impl Plugin {
     /// Its own changes are told too, a bounded number of rounds deep, so a
     /// plugin that reacts to presence by changing it cannot loop forever.
     async fn tell_presence(&mut self) {
-        for _round in 0..MAX_PRESENCE_ROUNDS {
-            let events = self.channel.take_presence_events();
-            if events.is_empty() {
-                return;
-            }
+        let events = self.channel.take_presence_events();
+        if !events.is_empty() {
+            // Boxed: presence changes are rare, and the calls' future would
+            // otherwise be part of every callback's.
+            Box::pin(self.presence_rounds(events)).await;
+        }
+    }
+
+    async fn presence_rounds(&mut self, mut events: Vec<PresenceEvent>) {
+        for round in 1..=MAX_PRESENCE_ROUNDS {
             for (room, joins, leaves) in events {
                 call!(self, "on-presence", i => i.exports.call_on_presence(&mut i.store, &room, &joins, &leaves));
+            }
+            if round == MAX_PRESENCE_ROUNDS {
+                return;
+            }
+            events = self.channel.take_presence_events();
+            if events.is_empty() {
+                return;
             }
         }
     }
@@ -253,7 +265,9 @@ impl Plugin {
     async fn checkout(&mut self) -> Option<Instance> {
         let mut instance = match self.instance.take() {
             Some(instance) => instance,
-            None => match Instance::new(&self.compiled, Arc::clone(&self.channel)).await {
+            // Boxed, here and in `checkin`: instantiating is rare, and its
+            // large future would otherwise be part of every callback's.
+            None => match Box::pin(Instance::new(&self.compiled, Arc::clone(&self.channel))).await {
                 Ok(instance) => instance,
                 Err(error) => {
                     tracing::error!(plugin = &*self.channel.name, "cannot instantiate plugin: {error:#}");
@@ -281,7 +295,7 @@ impl Plugin {
                     _ => "trapped",
                 };
                 tracing::error!(plugin = &*self.channel.name, callback, "plugin {why}: {error:?}");
-                self.instance = Instance::new(&self.compiled, Arc::clone(&self.channel))
+                self.instance = Box::pin(Instance::new(&self.compiled, Arc::clone(&self.channel)))
                     .await
                     .inspect_err(|error| {
                         tracing::error!(plugin = &*self.channel.name, "cannot restart plugin: {error:#}");
