@@ -188,12 +188,14 @@ impl Channel {
         Ok(())
     }
 
+    /// Whether presence changed since the last `take_presence_events`: a
+    /// shared lock, for the check after every callback.
+    pub(crate) fn presence_changed(&self) -> bool {
+        !self.members.read().presence_events.is_empty()
+    }
+
     /// The presence changes since the last call, for `on-presence`.
     pub(crate) fn take_presence_events(&self) -> Vec<PresenceEvent> {
-        // A shared lock first: after most callbacks there is nothing to take.
-        if self.members.read().presence_events.is_empty() {
-            return Vec::new();
-        }
         std::mem::take(&mut self.members.write().presence_events)
     }
 

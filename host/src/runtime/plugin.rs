@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
 use super::instance::Instance;
-use crate::channel::{Channel, PresenceEvent};
+use crate::channel::Channel;
 use crate::peer::{ConnId, Peer};
 
 /// How many rounds of presence changes caused by `on-presence` itself are told.
@@ -208,25 +208,21 @@ impl Plugin {
     /// Its own changes are told too, a bounded number of rounds deep, so a
     /// plugin that reacts to presence by changing it cannot loop forever.
     async fn tell_presence(&mut self) {
-        let events = self.channel.take_presence_events();
-        if !events.is_empty() {
-            // Boxed: presence changes are rare, and the calls' future would
-            // otherwise be part of every callback's.
-            Box::pin(self.presence_rounds(events)).await;
+        // Boxed: presence changes are rare, and the calls' future would
+        // otherwise be part of every callback's.
+        if self.channel.presence_changed() {
+            Box::pin(self.presence_rounds()).await;
         }
     }
 
-    async fn presence_rounds(&mut self, mut events: Vec<PresenceEvent>) {
-        for round in 1..=MAX_PRESENCE_ROUNDS {
-            for (room, joins, leaves) in events {
-                call!(self, "on-presence", i => i.exports.call_on_presence(&mut i.store, &room, &joins, &leaves));
-            }
-            if round == MAX_PRESENCE_ROUNDS {
-                return;
-            }
-            events = self.channel.take_presence_events();
+    async fn presence_rounds(&mut self) {
+        for _round in 0..MAX_PRESENCE_ROUNDS {
+            let events = self.channel.take_presence_events();
             if events.is_empty() {
                 return;
+            }
+            for (room, joins, leaves) in events {
+                call!(self, "on-presence", i => i.exports.call_on_presence(&mut i.store, &room, &joins, &leaves));
             }
         }
     }
