@@ -2,14 +2,20 @@
 
 use serde::Serialize;
 
+use crate::HostError;
 use crate::bindings::switchboard::channel::host;
 use crate::message::Message;
 
 /// A connection of this plugin.
 ///
-/// Cheap to copy and valid across plugin reloads. Calls on a connection that
-/// has closed in the meantime do nothing: a client can leave at any moment,
-/// and that is not an error for the code that was about to answer it.
+/// Cheap to copy and valid across plugin reloads. The calls that change the
+/// connection (join, leave, metadata, user, close) return the host's answer:
+/// a client can leave at any moment, so [`HostError::UnknownConnection`] is
+/// an ordinary outcome for code that was about to act on it, and a plugin
+/// that does not care may ignore it; [`HostError::InvalidArgument`] says
+/// which rule or limit the call broke (names may be neither empty nor too
+/// long, and the host's configuration caps what one connection or plugin
+/// may hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Conn(u64);
 
@@ -25,14 +31,16 @@ impl Conn {
         self.0
     }
 
-    /// Queue a message for this connection.
+    /// Queue a message for this connection, ignoring a refusal: the message
+    /// is silently dropped when the connection is gone or the message is
+    /// larger than the host accepts. Use [`Conn::try_send`] to know.
     pub fn send(self, message: impl Into<Message>) {
-        let _closed = host::send(self.0, &message.into().into());
+        let _dropped = host::send(self.0, &message.into().into());
     }
 
     /// Queue a message, learning why the host refused it (the connection is
     /// gone, or the message is larger than the host accepts).
-    pub fn try_send(self, message: impl Into<Message>) -> Result<(), crate::HostError> {
+    pub fn try_send(self, message: impl Into<Message>) -> Result<(), HostError> {
         host::send(self.0, &message.into().into())
     }
 
@@ -46,14 +54,25 @@ impl Conn {
         self.send_json(&serde_json::json!({ "type": "error", "message": message.to_string() }));
     }
 
-    /// Add this connection to a room.
-    pub fn join(self, room: &str) {
-        let _closed = host::join(self.0, room);
+    /// Add this connection to a room (created on first join); joining a room
+    /// twice is harmless.
+    ///
+    /// Fails with [`HostError::UnknownConnection`] when the connection is
+    /// closed or not this plugin's, and with [`HostError::InvalidArgument`]
+    /// when the name is empty or too long, or the connection is already in
+    /// as many rooms as the host allows.
+    pub fn join(self, room: &str) -> Result<(), HostError> {
+        host::join(self.0, room)
     }
 
-    /// Remove this connection from a room.
-    pub fn leave(self, room: &str) {
-        let _closed = host::leave(self.0, room);
+    /// Remove this connection from a room; leaving a room it is not in is
+    /// harmless.
+    ///
+    /// Fails with [`HostError::UnknownConnection`] when the connection is
+    /// closed or not this plugin's, and with [`HostError::InvalidArgument`]
+    /// when the name is empty or too long.
+    pub fn leave(self, room: &str) -> Result<(), HostError> {
+        host::leave(self.0, room)
     }
 
     /// The rooms this connection is in.
@@ -62,21 +81,36 @@ impl Conn {
     }
 
     /// Close the connection with a WebSocket close code and reason, after the
-    /// messages already queued for it.
-    pub fn close(self, code: u16, reason: &str) {
-        let _closed = host::close(self.0, code, reason);
+    /// messages already queued for it; `on_close` follows.
+    ///
+    /// Fails with [`HostError::UnknownConnection`] when the connection is
+    /// already closed or not this plugin's, and with
+    /// [`HostError::InvalidArgument`] for a code a server may not send (it
+    /// may send 1000–1003, 1007–1014 and 3000–4999).
+    pub fn close(self, code: u16, reason: &str) -> Result<(), HostError> {
+        host::close(self.0, code, reason)
     }
 
     /// Attach a value to this connection (e.g. the user's name); the host
     /// keeps it as long as the connection lives, across reloads.
-    pub fn set_meta(self, key: &str, value: &str) {
-        let _closed = host::set_meta(self.0, key, value);
+    ///
+    /// Fails with [`HostError::UnknownConnection`] when the connection is
+    /// closed or not this plugin's, and with [`HostError::InvalidArgument`]
+    /// when the key is empty or too long, the value too long, or the
+    /// connection already holds as many keys as the host allows.
+    pub fn set_meta(self, key: &str, value: &str) -> Result<(), HostError> {
+        host::set_meta(self.0, key, value)
     }
 
     /// Bind this connection to a user id (from a token's claims, say), so
-    /// that [`User::send`](crate::User::send) reaches it.
-    pub fn set_user(self, user: &str) {
-        let _closed = host::set_user(self.0, user);
+    /// that [`User::send`](crate::User::send) reaches it; binding again
+    /// replaces the id.
+    ///
+    /// Fails with [`HostError::UnknownConnection`] when the connection is
+    /// closed or not this plugin's, and with [`HostError::InvalidArgument`]
+    /// when the id is empty or too long.
+    pub fn set_user(self, user: &str) -> Result<(), HostError> {
+        host::set_user(self.0, user)
     }
 
     /// The user this connection is bound to.

@@ -31,8 +31,9 @@
 //! switchboard_sdk::export!(Echo);
 //! ```
 //!
-//! Build it with `cargo build --release --target wasm32-wasip2` and drop the
-//! `.wasm` file into the server's plugins folder.
+//! Build it with `cargo build --profile plugin --target wasm32-wasip2` (the
+//! workspace's size-optimised profile) and drop the `.wasm` file, from
+//! `target/wasm32-wasip2/plugin/`, into the server's plugins folder.
 
 // The `export!` macro and the bindings refer to this crate by name, also from inside it.
 extern crate self as switchboard_sdk;
@@ -56,6 +57,17 @@ pub use message::Message;
 pub use plugin::{Close, ConnectRequest, Plugin, Reject};
 pub use room::{Room, broadcast, broadcast_json};
 pub use user::User;
+
+impl HostError {
+    /// Why the host refused, in words fit for a log line or a client (the
+    /// `Display` that the bindings generate is the `Debug` form).
+    pub fn reason(&self) -> &str {
+        match self {
+            HostError::UnknownConnection => "unknown or closed connection",
+            HostError::InvalidArgument(why) => why,
+        }
+    }
+}
 
 /// The current time as an RFC 3339 timestamp in UTC with millisecond
 /// precision, e.g. `2026-11-23T10:15:30.123Z`.

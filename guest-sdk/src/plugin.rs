@@ -100,6 +100,25 @@ impl ConnectRequest {
         lookup(&self.query, name)
     }
 
+    /// The path parameter `name`, when it names the connecting user (as in
+    /// `/notifications/:user_id`): a client with a verified token may only
+    /// open its own, so the token's `sub` claim must be a string equal to
+    /// the parameter, else the connection is refused with 1008. Without a
+    /// token (the operator does not require them) the parameter is taken
+    /// as given: anonymous mode trusts the path. `Ok(None)` when the route
+    /// has no such parameter.
+    pub fn user_param(&self, name: &str) -> Result<Option<&str>, Reject> {
+        let value = self.param(name);
+        if self.claims.is_none() {
+            return Ok(value);
+        }
+        match (value, self.claim("sub").and_then(serde_json::Value::as_str)) {
+            (Some(value), Some(subject)) if value == subject => Ok(Some(value)),
+            (None, _) => Ok(None),
+            _ => Err(Reject::policy(format!("token subject does not match {name}"))),
+        }
+    }
+
     /// The claim `name` of the verified token, e.g. `"sub"`.
     pub fn claim(&self, name: &str) -> Option<&serde_json::Value> {
         self.claims.as_ref()?.get(name)

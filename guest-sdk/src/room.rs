@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::HostError;
 use crate::bindings::switchboard::channel::host;
 use crate::conn::Conn;
 use crate::message::Message;
@@ -55,8 +56,12 @@ impl<'a> Room<'a> {
     /// Turn on presence for this room: the host then sends its clients
     /// `presence_state` when they join and `presence_diff` when a user
     /// (bound with [`Conn::set_user`]) arrives or goes. Harmless to repeat.
-    pub fn track_presence(self) {
-        let _invalid_name = host::track_presence(self.0);
+    ///
+    /// Fails with [`HostError::InvalidArgument`] when the name is empty or
+    /// too long, or the plugin already tracks as many rooms as the host
+    /// allows.
+    pub fn track_presence(self) -> Result<(), HostError> {
+        host::track_presence(self.0)
     }
 
     /// The users in the room (when its presence is tracked) and how many

@@ -1,7 +1,7 @@
 // The demo page in headless Chromium, against the real server and plugins:
 // two pages chat, a notification published with curl reaches the feed, and
-// the two pages play tic-tac-toe to the end. A screenshot is kept in
-// target/browser/demo.png.
+// the two pages play tic-tac-toe to the end, both boards following every
+// move. A screenshot is kept in target/browser/demo.png.
 //
 // Run: `npm test` in this folder (after `npm ci`), with Debian's chromium
 // installed; it builds the server and the plugins with cargo first.
@@ -83,9 +83,11 @@ test("two pages chat, get a published notification and play a game to the end", 
   const moves = [[ann, 0], [bob, 1], [ann, 4], [bob, 2], [ann, 8]];
   for (const [index, [page, cell]] of moves.entries()) {
     await page.click(`#board button[data-cell="${cell}"]`);
-    const other = page === ann ? bob : ann;
     const mark = index % 2 === 0 ? "X" : "O";
-    await other.locator(`#board button[data-cell="${cell}"]`, { hasText: mark }).waitFor();
+    // The mover's board changes on move_accepted, the opponent's on move.
+    for (const board of [page, page === ann ? bob : ann]) {
+      await board.locator(`#board button[data-cell="${cell}"]`, { hasText: mark }).waitFor();
+    }
   }
   for (const page of [ann, bob]) await page.locator("#game-status", { hasText: "X wins" }).waitFor();
 

@@ -5,6 +5,11 @@
 //! presence, once however many tabs it has open. Every arrival and
 //! departure announces the room's size (`users`) to the room, up to
 //! [`LOUD_ROOM_LIMIT`] members; in a larger room only the newcomer is told.
+//! A room the host refuses (a name empty or over its length limit, one room
+//! too many for the plugin) gets the client
+//! `{"type":"error","message":"cannot join room: <reason>"}` instead of
+//! `joined`, and is not announced. A token's `sub`, when there is one, names
+//! the user; `?user=` only otherwise.
 //!
 //! Client → server: `join`, `leave`, `{"type":"message","user":U,"content":C}`,
 //! `{"type":"typing","user":U,"is_typing":B}`, `{"type":"ping"}`.
@@ -12,7 +17,7 @@
 //! `typing`, `pong`, `error`.
 
 use serde_json::json;
-use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, now_rfc3339};
+use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, log, now_rfc3339};
 
 /// Above this many members a room stops announcing every arrival and
 /// departure to everyone, as Twitch chat does above 1,000 chatters: filling
@@ -28,8 +33,11 @@ impl Plugin for Chat {
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
         let user = request.claim("sub").and_then(|sub| sub.as_str()).or(request.query("user"));
-        if let Some(user) = user {
-            conn.set_user(user);
+        if let Some(user) = user
+            && let Err(error) = conn.set_user(user)
+        {
+            // The chat works without presence; the client chose the bad name, hence debug.
+            log::debug(&format!("connection {} cannot be user {user:?}: {}", conn.id(), error.reason()));
         }
         let room = request.param("room_id");
         conn.send_json(&json!({
@@ -39,7 +47,7 @@ impl Plugin for Chat {
             "timestamp": now_rfc3339(),
         }));
         if let Some(room) = room {
-            enter(conn, room);
+            enter(conn, room, None);
         }
         Ok(())
     }
@@ -64,8 +72,7 @@ fn handle(conn: Conn, message: &Message) -> Result<(), BadMessage> {
         Some("join") => {
             let room = message.str("room_id").map_err(|_| BadMessage::Other("room_id required".into()))?;
             leave(conn, current.as_deref());
-            conn.send_json(&json!({ "type": "joined", "room": room }));
-            enter(conn, room);
+            enter(conn, room, Some(json!({ "type": "joined", "room": room })));
         }
         Some("leave") => leave(conn, current.as_deref()),
         Some("message") => {
@@ -89,15 +96,31 @@ fn in_room(current: &Option<String>) -> Result<Room<'_>, BadMessage> {
     current.as_deref().map(Room::named).ok_or_else(|| BadMessage::Other("Not in a room".into()))
 }
 
-fn enter(conn: Conn, room: &str) {
-    Room::named(room).track_presence();
-    conn.join(room);
-    announce_user_count(room, Some(conn));
+/// Join `room`, and tell the client `joined` (if given) once it is in.
+fn enter(conn: Conn, room: &str, joined: Option<serde_json::Value>) {
+    // Tracking first, so that the join itself hands the newcomer the room's presence.
+    let tracked = Room::named(room).track_presence();
+    match conn.join(room) {
+        Ok(()) => {
+            if let Some(joined) = joined {
+                conn.send_json(&joined);
+            }
+            // A name the join accepted was refused for a limit: the operator's concern.
+            if let Err(error) = tracked {
+                log::warn(&format!("cannot track presence in {room:?}: {}", error.reason()));
+            }
+            announce_user_count(room, Some(conn));
+        }
+        Err(error) => conn.send_error(format!("cannot join room: {}", error.reason())),
+    }
 }
 
 fn leave(conn: Conn, room: Option<&str>) {
     if let Some(room) = room {
-        conn.leave(room);
+        if let Err(error) = conn.leave(room) {
+            // Only a closed connection gets here (the name came from the host): nobody to tell.
+            return log::debug(&format!("connection {} cannot leave {room:?}: {}", conn.id(), error.reason()));
+        }
         conn.send_json(&json!({ "type": "left", "room": room }));
         announce_user_count(room, None);
     }

@@ -6,12 +6,12 @@
 //! Client → server, routed by `action`: `join` (`player`), `move`
 //! (`position` 0–8, row by row), `chat` (`message`), `leave`, `ping`.
 //! Server → client, by `type`: `connected`, `joined`, `player_joined`,
-//! `move` (to the others), `move_accepted` (to the mover), `game_over`,
-//! `chat`, `player_left`, `pong`, `error`.
+//! `move` (to the others), `move_accepted` (to the mover, with the game's
+//! `state`), `game_over`, `chat`, `player_left`, `pong`, `error`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_sdk::{BadMessage, Conn, ConnectRequest, Json, Message, Plugin, Reject, Room, kv, now_rfc3339};
+use switchboard_sdk::{BadMessage, Conn, ConnectRequest, Json, Message, Plugin, Reject, Room, kv, log, now_rfc3339};
 
 const LINES: [[usize; 3]; 8] = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]];
 
@@ -37,8 +37,12 @@ impl Plugin for TicTacToe {
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
         let id = request.param("game_id").unwrap_or("default");
-        conn.set_meta("game", id);
-        conn.join(&room_of(id));
+        // Without its game in the metadata and the room, a client would
+        // neither play nor see moves: better refused than left waiting.
+        if let Err(error) = conn.set_meta("game", id).and_then(|()| conn.join(&room_of(id))) {
+            log::debug(&format!("connection {} cannot enter game {id:?}: {}", conn.id(), error.reason()));
+            return Err(Reject::policy(format!("cannot enter game: {}", error.reason())));
+        }
         conn.send_json(&json!({ "type": "connected", "game_id": id, "state": load(id) }));
         Ok(())
     }
@@ -64,13 +68,15 @@ fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
     match action {
         "join" => {
             let player = message.str("player")?;
+            // Before the game counts the player: their moves are checked by this name.
+            conn.set_meta("player", player)
+                .map_err(|error| BadMessage::Other(format!("cannot join game: {}", error.reason())))?;
             let mut game = load(&id);
             if !game.players.iter().any(|known| known == player) && game.players.len() < 2 {
                 game.players.push(player.to_owned());
                 save(&id, &game);
             }
             let symbol = game.players.iter().position(|known| known == player).map(|index| ["X", "O"][index]);
-            conn.set_meta("player", player);
             let role = if symbol.is_some() { "player" } else { "spectator" };
             conn.send_json(&json!({ "type": "joined", "role": role, "symbol": symbol, "state": game }));
             room.publish_json_except(
@@ -97,6 +103,13 @@ fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
                 game.result = Some("draw".to_owned());
             }
             save(&id, &game);
+            conn.send_json(&json!({
+                "type": "move_accepted",
+                "symbol": symbol,
+                "position": cell,
+                "turn": game.turn,
+                "state": game,
+            }));
             room.publish_json_except(
                 &json!({ "type": "move", "symbol": symbol, "position": cell, "turn": game.turn }),
                 conn,
@@ -113,7 +126,9 @@ fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
             );
         }
         "leave" => {
-            conn.leave(&room_name);
+            if let Err(error) = conn.leave(&room_name) {
+                log::debug(&format!("connection {} cannot leave {room_name:?}: {}", conn.id(), error.reason()));
+            }
             conn.send_json(&json!({ "type": "left", "game_id": id }));
             room.publish_json(&json!({ "type": "player_left", "player": conn.meta("player") }));
         }
@@ -137,7 +152,7 @@ fn load(id: &str) -> Game {
 
 fn save(id: &str, game: &Game) {
     if let Err(error) = kv::set_json(&room_of(id), game) {
-        switchboard_sdk::log::error(&format!("cannot save game {id}: {error:?}"));
+        log::error(&format!("cannot save game {id}: {error:?}"));
     }
 }
 

@@ -1,15 +1,23 @@
 //! Notifications pushed by the backend (`POST /api/publish`).
 //!
 //! `/notifications` subscribes to events for everyone; `/notifications/:user_id`
-//! also to the events for that user. An event whose payload names a
-//! `user_id` goes to that user only; if they have no open connection it is
-//! kept in the host's store and delivered, in order, when they next connect.
-//! Every other event goes to every subscriber. An event arrives as its
-//! payload with `type` set to the topic: `{"type":"user_created",...}`.
+//! also to the events for that user. A client with a verified token may only
+//! open the feed of its token's `sub` (else 1008); without a token, which
+//! the operator may allow, the path is trusted.
+//!
+//! An event whose payload has a `user_id` goes to that user only, never to
+//! everyone: a string names the user, an integer too by its decimal text
+//! (`1160856237` reaches `/notifications/1160856237`), and any other value
+//! (a float, bool, null, object or array) is a backend mistake, logged as a
+//! warning and dropped, since a publish has no way to answer with an error.
+//! If the user has no open connection the event is kept in the host's store
+//! and delivered, in order, when they next connect. An event without
+//! `user_id` goes to every subscriber. An event arrives as its payload with
+//! `type` set to the topic: `{"type":"user_created",...}`.
 
 use serde_json::{Map, Value, json};
 use switchboard_sdk::{
-    BadMessage, Conn, ConnectRequest, Message, Plugin, Reject, User, broadcast_json, kv, now_rfc3339,
+    BadMessage, Conn, ConnectRequest, Message, Plugin, Reject, User, broadcast_json, kv, log, now_rfc3339,
 };
 
 /// Most events kept for one offline user; the oldest go first.
@@ -23,14 +31,20 @@ impl Plugin for Notifications {
     const ROUTES: &'static [&'static str] = &["/notifications", "/notifications/:user_id"];
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
-        let user = request.param("user_id");
+        let user = request.user_param("user_id")?;
+        // Without the binding the user's events would be kept for later, or
+        // handed over below and lost: refuse rather than pretend.
+        if let Some(user) = user
+            && let Err(error) = conn.set_user(user)
+        {
+            return Err(Reject::policy(format!("cannot subscribe: {}", error.reason())));
+        }
         let message = match user {
             Some(user) => format!("Connected to notifications for user {user}"),
             None => "Connected to notifications".to_owned(),
         };
         conn.send_json(&json!({ "type": "connected", "message": message, "timestamp": now_rfc3339() }));
         if let Some(user) = user {
-            conn.set_user(user);
             // What arrived while the user was away, oldest first, once.
             for event in kv::get_json::<Vec<Value>>(&pending_key(user)).unwrap_or_default() {
                 conn.send_json(&event);
@@ -62,14 +76,38 @@ impl Plugin for Notifications {
         };
         event.insert("type".into(), topic.into());
         event.entry("timestamp").or_insert_with(|| now_rfc3339().into());
+        let recipient = match event.get("user_id") {
+            None => None,
+            Some(Value::String(user)) => Some(user.clone()),
+            Some(Value::Number(id)) if id.is_i64() || id.is_u64() => Some(id.to_string()),
+            Some(other) => {
+                let kind = kind_of(other);
+                return log::warn(&format!(
+                    "dropped a {topic:?} event: user_id must be a string or an integer, not {kind}"
+                ));
+            }
+        };
         let event = Value::Object(event);
-        match event.get("user_id").and_then(Value::as_str) {
-            Some(user) if User::named(user).send_json(&event) == 0 => keep_for_later(user, event.clone()),
+        match recipient {
+            Some(user) if User::named(&user).send_json(&event) == 0 => keep_for_later(&user, event),
             Some(_) => {}
             None => {
                 broadcast_json(&event, None);
             }
         }
+    }
+}
+
+/// A JSON value's kind, for a log line that must not repeat the payload
+/// (events may carry secrets, such as reset links).
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a non-integer number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -84,7 +122,7 @@ fn keep_for_later(user: &str, event: Value) {
     let excess = pending.len().saturating_sub(MAX_PENDING);
     pending.drain(..excess);
     if let Err(error) = kv::set_json(&key, &pending) {
-        switchboard_sdk::log::warn(&format!("cannot keep a notification for {user}: {error:?}"));
+        log::warn(&format!("cannot keep a notification for {user}: {error:?}"));
     }
 }
 

@@ -75,3 +75,36 @@ async fn only_allowed_origins_may_connect_and_read_the_api() -> anyhow::Result<(
     assert_eq!(server.request("GET", "/api/plugins", &[("origin", "https://evil.example")]).await?.0, 403);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_token_opens_only_its_own_subjects_notifications() -> anyhow::Result<()> {
+    const API_KEY: &str = "backend-key-for-tests";
+    let mut config = Config::default();
+    config.auth.secret = Some(SECRET.into());
+    config.api.key = Some(API_KEY.into());
+    let server = TestServer::start_with(&[plugins::NOTIFICATIONS], config).await?;
+    let event = json!({"plugin": "notifications", "topic": "invoice", "payload": {"user_id": "victim", "n": 1}});
+    let body = event.to_string();
+    let (length, authorization) = (body.len().to_string(), format!("Bearer {API_KEY}"));
+    let headers =
+        [("authorization", authorization.as_str()), ("content-type", "application/json"), ("content-length", &length)];
+    let (status, _, answer) = server.request_with_body("POST", "/api/publish", &headers, &body).await?;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&answer)?),
+        (200, json!({"delivered": 0})),
+        "kept for the victim"
+    );
+
+    let intruder = token(json!({"sub": "someone-else", "exp": in_a_minute()}));
+    let mut intruder = server.connect(&format!("/notifications/victim?token={intruder}")).await?;
+    let (seen, close) = intruder.recv_until_close().await?;
+    assert_eq!(close, (1008, "token subject does not match user_id".to_owned()));
+    assert!(seen.is_empty(), "the intruder was told something: {seen:?}");
+
+    let victim = token(json!({"sub": "victim", "exp": in_a_minute()}));
+    let mut victim = server.connect(&format!("/notifications/victim?token={victim}")).await?;
+    assert_eq!(victim.recv_json().await?["type"], "connected");
+    let kept = victim.recv_json().await?;
+    assert_eq!((kept["type"].as_str(), kept["n"].as_i64()), (Some("invoice"), Some(1)));
+    Ok(())
+}

@@ -149,7 +149,8 @@ async fn on_plain_chat_clients_join_and_switch_rooms_by_message() -> anyhow::Res
     assert_eq!(ann.recv_json().await?, json!({"type": "error", "message": "room_id required"}));
 
     ann.send_json(&json!({"type": "join", "room_id": "red"})).await?;
-    assert_eq!(ann.recv_json().await?, json!({"type": "joined", "room": "red"}));
+    // The room's presence_state comes with the join, then the acknowledgement.
+    assert_eq!(ann.recv_type("joined").await?, json!({"type": "joined", "room": "red"}));
     assert_eq!(ann.recv_type("users").await?, json!({"type": "users", "room": "red", "count": 1}));
     let mut bob = join(&server, "red").await?;
     wait_for_count(&mut ann, 2).await?;
@@ -157,7 +158,7 @@ async fn on_plain_chat_clients_join_and_switch_rooms_by_message() -> anyhow::Res
     // Switching leaves the old room (its members see the count drop).
     ann.send_json(&json!({"type": "join", "room_id": "blue"})).await?;
     assert_eq!(ann.recv_json().await?, json!({"type": "left", "room": "red"}));
-    assert_eq!(ann.recv_json().await?, json!({"type": "joined", "room": "blue"}));
+    assert_eq!(ann.recv_type("joined").await?, json!({"type": "joined", "room": "blue"}));
     wait_for_count(&mut bob, 1).await?;
     ann.send_json(&json!({"type": "message", "user": "ann", "content": "blue now"})).await?;
     assert_eq!(ann.recv_type("message").await?["content"], "blue now");
@@ -191,5 +192,24 @@ async fn presence_counts_a_user_once_across_tabs() -> anyhow::Result<()> {
             break;
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_room_the_host_refuses_is_an_error_for_the_client_and_not_announced() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut ann = server.connect("/chat").await?;
+    assert_eq!(ann.recv_json().await?["type"], "connected");
+    let too_long = "x".repeat(100_000);
+    ann.send_json(&json!({"type": "join", "room_id": too_long})).await?;
+    // No `joined`, no `presence_state`: the refusal is the answer.
+    let refused = ann.recv_json().await?;
+    assert_eq!(refused["type"], "error");
+    let message = refused["message"].as_str().unwrap_or_default();
+    let reason = message.strip_prefix("cannot join room: ").unwrap_or_default();
+    assert!(!reason.is_empty() && !reason.contains("InvalidArgument"), "a reason in words: {refused}");
+    // No `users` for a room it is not in, and it is in none.
+    ann.send_json(&json!({"type": "message", "user": "ann", "content": "anyone?"})).await?;
+    assert_eq!(ann.recv_json().await?, json!({"type": "error", "message": "Not in a room"}));
     Ok(())
 }

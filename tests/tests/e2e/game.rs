@@ -83,3 +83,27 @@ async fn a_reconnecting_player_resumes_the_game_from_the_store() -> anyhow::Resu
     assert_eq!(x.recv_type("move").await?["position"], 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_mover_gets_move_accepted_and_the_other_player_the_move() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::GAME]).await?;
+    let (mut x, _) = enter(&server, "g4", "ann").await?;
+    let (mut o, _) = enter(&server, "g4", "bob").await?;
+    x.recv_type("player_joined").await?;
+    for (mover, position, turn) in [("X", 4, "O"), ("O", 0, "X")] {
+        let (player, other) = if mover == "X" { (&mut x, &mut o) } else { (&mut o, &mut x) };
+        play(player, position).await?;
+        // The next message each way: the mover never gets its own `move`.
+        let accepted = player.recv_json().await?;
+        assert_eq!(
+            (&accepted["type"], &accepted["symbol"], &accepted["position"], &accepted["turn"]),
+            (&json!("move_accepted"), &json!(mover), &json!(position), &json!(turn)),
+            "{accepted}"
+        );
+        let state = &accepted["state"];
+        assert_eq!((&state["board"][usize::try_from(position)?], &state["turn"]), (&json!(mover), &json!(turn)));
+        let seen = other.recv_json().await?;
+        assert_eq!(seen, json!({"type": "move", "symbol": mover, "position": position, "turn": turn}));
+    }
+    Ok(())
+}

@@ -105,3 +105,39 @@ async fn the_publish_api_refuses_bad_keys_and_bodies_clearly() -> anyhow::Result
     assert_eq!((status, answer), (404, json!({"error": "no plugin named `nope` is loaded"})));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_event_for_a_numeric_user_id_reaches_that_user_only() -> anyhow::Result<()> {
+    let server = server().await?;
+    let mut everyone = subscribe(&server, "/notifications").await?;
+    let mut user = subscribe(&server, "/notifications/42").await?;
+    let private = json!({
+        "plugin": "notifications",
+        "topic": "password_reset",
+        "payload": {"user_id": 42, "link": "secret"},
+    });
+    assert_eq!(publish(&server, &private).await?, (200, json!({"delivered": 1})));
+    let received = user.recv_json().await?;
+    assert_eq!((received["type"].as_str(), received["link"].as_str()), (Some("password_reset"), Some("secret")));
+    // Had the private event been broadcast, it would come before this one.
+    let public = json!({"plugin": "notifications", "topic": "maintenance", "payload": {"at": "noon"}});
+    assert_eq!(publish(&server, &public).await?, (200, json!({"delivered": 2})));
+    assert_eq!(everyone.recv_json().await?["type"], "maintenance", "the plain subscriber got the private event");
+    assert_eq!(user.recv_json().await?["type"], "maintenance");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_event_whose_user_id_is_neither_string_nor_integer_is_dropped() -> anyhow::Result<()> {
+    let server = server().await?;
+    let mut everyone = subscribe(&server, "/notifications").await?;
+    for user_id in [json!(true), json!(null), json!(4.2), json!({"id": 42}), json!([42])] {
+        let event =
+            json!({"plugin": "notifications", "topic": "leak", "payload": {"user_id": user_id, "link": "secret"}});
+        assert_eq!(publish(&server, &event).await?, (200, json!({"delivered": 0})), "user_id {user_id}");
+    }
+    let public = json!({"plugin": "notifications", "topic": "maintenance", "payload": {}});
+    assert_eq!(publish(&server, &public).await?, (200, json!({"delivered": 1})));
+    assert_eq!(everyone.recv_json().await?["type"], "maintenance", "an event with a bad user_id was broadcast");
+    Ok(())
+}

@@ -7,14 +7,36 @@
 //! `?user=NAME` binds the connection to a user in the presence-tracked room
 //! `lobby`, and every presence change is published there as
 //! `{"type":"probe_presence",...}`.
-//! Messages: `panic` traps, `spin` never returns, `alloc` allocates without
-//! end, `huge` tries to send 32 MiB, `foreign` sends to a connection that is
-//! not its own, `close` makes the host close the connection with 4000,
-//! `count` answers how many messages this instance has seen; anything else
-//! is echoed.
+//! Messages (each command answers the sender with one text message):
+//! - `panic` traps, `spin` never returns, `alloc` allocates without end;
+//! - `huge` tries to send 32 MiB (`sent` or `refused: {error:?}`);
+//! - `close` makes the host close the connection with 4000;
+//! - `count` answers how many messages this instance has seen;
+//! - `foreign:ID` sends "hello, stranger" to connection ID (perhaps another
+//!   plugin's): `sent` or `refused: {error:?}`;
+//! - `join:ROOM` joins ROOM: `joined` or `refused: {error:?}`;
+//! - `joinmany:N` joins rooms `r0`..`r{N-1}`: `joined K` (how many
+//!   succeeded), then `; refused: {error:?}` for the first failure;
+//! - `track:ROOM` tracks ROOM's presence: `tracked` or `refused: {error:?}`;
+//! - `kvfill:N:SIZE` stores SIZE bytes under each of `k0`..`k{N-1}`,
+//!   stopping at the first failure: `stored K`, then `; refused: {error:?}`;
+//! - `kvclear:N` deletes `k0`..`k{N-1}`: `cleared`;
+//! - `log:N` writes N info lines of about 100 bytes: `logged N`;
+//! - `meta:N` sets the sender's metadata keys `m0`..`m{N-1}`: `set K`, then
+//!   `; refused: {error:?}` for the first failure;
+//! - `flood:ID:N:SIZE` try-sends N binary messages of SIZE bytes to
+//!   connection ID, stopping at the first refusal: `sent N` or
+//!   `sent K; refused: {error:?}`;
+//! - `busy:ROOM` publishes `busy` to ROOM, then never returns: the plugin is
+//!   busy until the host's deadline stops it (a trap, 1011 for the sender);
+//! - `user:NAME` binds the sender to user NAME: `user set` or
+//!   `refused: {error:?}`;
+//!
+//! anything else is echoed. A command whose numbers do not parse is echoed
+//! too.
 
 use serde_json::json;
-use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject, Room};
+use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject, Room, kv, log};
 
 #[derive(Default)]
 struct Probe {
@@ -43,9 +65,13 @@ impl Plugin for Probe {
             "claims": request.claims,
         }));
         if let Some(user) = request.query("user") {
-            conn.set_user(user);
-            Room::named("lobby").track_presence();
-            conn.join("lobby");
+            let entered = conn
+                .set_user(user)
+                .and_then(|()| Room::named("lobby").track_presence())
+                .and_then(|()| conn.join("lobby"));
+            if let Err(error) = entered {
+                log::warn(&format!("probe cannot put {user:?} in the lobby: {error:?}"));
+            }
         }
         Ok(())
     }
@@ -57,25 +83,88 @@ impl Plugin for Probe {
 
     fn on_message(&mut self, conn: Conn, message: Message) {
         self.seen += 1;
-        match message.as_text() {
-            Some("panic") => panic!("probe was asked to panic"),
-            Some("spin") => spin(),
-            Some("alloc") => allocate_forever(),
-            Some("huge") => report(conn, conn.try_send(vec![0u8; 32 << 20])),
-            Some("foreign") => report(conn, Conn::from_id(u64::MAX).try_send("hello, stranger")),
-            Some("close") => conn.close(4000, "closed by probe"),
-            Some("count") => conn.send(self.seen.to_string()),
-            _ => conn.send(message),
+        let Some(text) = message.as_text() else { return conn.send(message) };
+        let (command, argument) = text.split_once(':').unwrap_or((text, ""));
+        match (command, argument) {
+            ("panic", "") => panic!("probe was asked to panic"),
+            ("spin", "") => spin(),
+            ("alloc", "") => allocate_forever(),
+            ("huge", "") => conn.send(outcome("sent", conn.try_send(vec![0u8; 32 << 20]))),
+            ("close", "") => {
+                if let Err(error) = conn.close(4000, "closed by probe") {
+                    conn.send(format!("refused: {error:?}"));
+                }
+            }
+            ("count", "") => conn.send(self.seen.to_string()),
+            ("foreign", id) => match id.parse() {
+                Ok(id) => conn.send(outcome("sent", Conn::from_id(id).try_send("hello, stranger"))),
+                Err(_) => conn.send(message),
+            },
+            ("join", room) => conn.send(outcome("joined", conn.join(room))),
+            ("track", room) => conn.send(outcome("tracked", Room::named(room).track_presence())),
+            ("busy", room) => {
+                Room::named(room).publish("busy");
+                spin();
+            }
+            ("user", name) => conn.send(outcome("user set", conn.set_user(name))),
+            _ => match numbers(argument).as_deref() {
+                Some(&[n]) if command == "joinmany" => {
+                    conn.send(count("joined", (0..n).map(|index| conn.join(&format!("r{index}")))))
+                }
+                Some(&[n, size]) if command == "kvfill" => {
+                    let value = vec![b'v'; size];
+                    conn.send(count("stored", (0..n).map(|index| kv::set(&format!("k{index}"), &value))));
+                }
+                Some(&[n]) if command == "kvclear" => {
+                    for index in 0..n {
+                        kv::delete(&format!("k{index}"));
+                    }
+                    conn.send("cleared");
+                }
+                Some(&[n]) if command == "log" => {
+                    for index in 0..n {
+                        log::info(&format!("probe log line {index:>6} {}", "x".repeat(76)));
+                    }
+                    conn.send(format!("logged {n}"));
+                }
+                Some(&[n]) if command == "meta" => {
+                    conn.send(count("set", (0..n).map(|index| conn.set_meta(&format!("m{index}"), "value"))))
+                }
+                Some(&[id, n, size]) if command == "flood" => {
+                    let target = Conn::from_id(u64::try_from(id).unwrap_or(u64::MAX));
+                    let payload = vec![0u8; size];
+                    conn.send(count("sent", (0..n).map(|_| target.try_send(payload.clone()))));
+                }
+                _ => conn.send(message),
+            },
         }
     }
 }
 
-/// Tell the client what the host said to a send.
-fn report(conn: Conn, outcome: Result<(), HostError>) {
-    conn.send(match outcome {
-        Ok(()) => "sent".to_owned(),
+/// `done` when the host agreed, else what it said.
+fn outcome(done: &str, result: Result<(), HostError>) -> String {
+    match result {
+        Ok(()) => done.to_owned(),
         Err(error) => format!("refused: {error:?}"),
-    });
+    }
+}
+
+/// `{what} K` for the K calls that succeeded before the first refusal, and
+/// that refusal; the calls after it are not made.
+fn count(what: &str, calls: impl Iterator<Item = Result<(), HostError>>) -> String {
+    let mut done = 0;
+    for call in calls {
+        if let Err(error) = call {
+            return format!("{what} {done}; refused: {error:?}");
+        }
+        done += 1;
+    }
+    format!("{what} {done}")
+}
+
+/// The colon-separated numbers of a command's argument, if they all parse.
+fn numbers(argument: &str) -> Option<Vec<usize>> {
+    argument.split(':').map(|number| number.parse().ok()).collect()
 }
 
 /// Grow memory until the host's limit stops it.
