@@ -1,4 +1,5 @@
 #![allow(clippy::print_stdout, reason = "cargo reads its instructions from a build script's stdout")]
+#![allow(clippy::expect_used, reason = "a build script reports failure by panicking, with the reason")]
 
 //! Builds the example and test plugins for `wasm32-wasip2`, so that
 //! `cargo test` on a fresh clone just works, and tells the tests where the
@@ -20,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("RIVAL", "switchboard-test-plugin-rival"),
     ("PREFIX_V1", "switchboard-test-plugin-prefix-v1"),
     ("PREFIX_V2", "switchboard-test-plugin-prefix-v2"),
+    ("SLOW_DESCRIBE", "switchboard-test-plugin-slow-describe"),
 ];
 
 /// Variables of the outer build that must not leak into the plugin build

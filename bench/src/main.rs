@@ -5,6 +5,7 @@
 //! Run it through `bench/run [--quick]`, which builds everything, raises the
 //! open-file limit and pins this client to core 1 (the servers get core 0).
 #![allow(clippy::print_stdout, reason = "the table is this program's output")]
+#![forbid(unsafe_code)]
 
 mod scenarios;
 mod servers;

@@ -83,48 +83,137 @@ impl Default for Config {
     }
 }
 
-/// Limits on what clients and plugins may use. Each one can be set for a
-/// single plugin in `[plugin.NAME.limits]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest message a client may send, in bytes; larger ones close the
-    /// connection with 1009.
-    pub max_message_size: usize,
-    /// Outgoing messages queued per connection; a client that lets it fill up
-    /// (or whose socket stays blocked for `keepalive.ping_timeout`) is too
-    /// slow and is disconnected with 1008.
-    pub send_queue: usize,
-    /// Messages per second a connection may send (token bucket refill rate).
-    pub messages_per_second: u32,
-    /// Messages a connection may send in a burst above that rate.
-    pub message_burst: u32,
-    /// Open connections, in total (or, per plugin, to that plugin); beyond it
-    /// upgrades get 503.
-    pub max_connections: usize,
-    /// Open connections from one IP address; beyond it upgrades get 429.
-    pub max_connections_per_ip: usize,
-    /// Linear memory one plugin instance may grow to, in bytes.
-    pub plugin_memory: usize,
-    /// Longest one plugin callback may run before it is interrupted.
-    #[serde(with = "duration")]
-    pub callback_timeout: Duration,
+/// Declares [`Limits`] and [`LimitOverrides`] from one list: each limit
+/// once, with its default and its documentation. `plugin` limits can be set
+/// for one plugin in `[plugin.NAME.limits]`; `server` limits only globally.
+macro_rules! limits {
+    (
+        plugin { $( $(#[doc = $pdoc:literal])* $pname:ident : $pty:ty = $pdefault:expr $(, with $pwith:literal, $powith:literal)? ; )* }
+        server { $( $(#[doc = $sdoc:literal])* $sname:ident : $sty:ty = $sdefault:expr $(, with $swith:literal)? ; )* }
+    ) => {
+        /// Limits on what clients and plugins may use: every limit of the
+        /// server, with its default. SECURITY.md says what each defends
+        /// against.
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Limits {
+            $( $(#[doc = $pdoc])* $(#[serde(with = $pwith)])? pub $pname: $pty, )*
+            $( $(#[doc = $sdoc])* $(#[serde(with = $swith)])? pub $sname: $sty, )*
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $( $pname: $pdefault, )* $( $sname: $sdefault, )* }
+            }
+        }
+
+        impl Limits {
+            /// Every limit's name, as written in the TOML file.
+            #[cfg(test)]
+            const NAMES: &'static [&'static str] = &[$( stringify!($pname), )* $( stringify!($sname), )*];
+        }
+
+        /// Per-plugin overrides of [`Limits`]; unset fields keep the global
+        /// value. Each field overrides the [`Limits`] field of its name.
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        #[allow(missing_docs, reason = "each field overrides the Limits field of the same name")]
+        pub struct LimitOverrides {
+            $( $(#[serde(default, with = $powith)])? pub $pname: Option<$pty>, )*
+        }
+
+        impl LimitOverrides {
+            /// `global` with these overrides applied.
+            fn apply(&self, mut global: Limits) -> Limits {
+                $( if let Some(value) = &self.$pname { global.$pname = value.clone(); } )*
+                global
+            }
+        }
+    };
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_size: 1 << 20,
-            send_queue: 1024,
-            messages_per_second: 1000,
-            message_burst: 1000,
-            max_connections: 50_000,
-            max_connections_per_ip: 20_000,
-            plugin_memory: 64 << 20,
-            callback_timeout: Duration::from_secs(1),
-        }
+limits! {
+    plugin {
+        /// Largest message a client may send, in bytes; larger ones close the
+        /// connection with 1009.
+        max_message_size: usize = 1 << 20;
+        /// Outgoing messages queued per connection; a client that lets the
+        /// queue fill up (in messages or in bytes), or whose socket stays
+        /// blocked for `keepalive.ping_timeout`, is too slow and is
+        /// disconnected with 1008.
+        send_queue: usize = 1024;
+        /// Bytes queued per connection (a broadcast's bytes are shared by its
+        /// recipients but counted for each).
+        send_queue_bytes: usize = 8 << 20;
+        /// Largest message a plugin may send in one call, in bytes; at most
+        /// `send_queue_bytes`.
+        max_send_size: usize = 4 << 20;
+        /// Messages per second a connection may send (token bucket refill rate).
+        messages_per_second: u32 = 1000;
+        /// Messages a connection may send in a burst above that rate.
+        message_burst: u32 = 1000;
+        /// Open connections, in total (or, per plugin, to that plugin);
+        /// beyond it upgrades get 503. Upgrades in progress count.
+        max_connections: usize = 50_000;
+        /// Linear memory one plugin instance may grow to, in bytes.
+        plugin_memory: usize = 64 << 20;
+        /// Longest one plugin callback may run before it is interrupted.
+        callback_timeout: Duration = Duration::from_secs(1), with "duration", "optional_duration";
+        /// Longest room name, user id, metadata key or store key, in bytes.
+        max_name_size: usize = 1024;
+        /// Rooms a plugin may have at once (a room exists while it has members).
+        max_rooms: usize = 100_000;
+        /// Rooms whose presence a plugin may track at once (tracking ends
+        /// when a room empties).
+        max_tracked_rooms: usize = 10_000;
+        /// Presence changes collected during one callback for `on-presence`;
+        /// beyond it they are dropped (and counted), clients still get the diffs.
+        max_presence_events: usize = 10_000;
+        /// Metadata keys per connection.
+        max_meta_keys: usize = 64;
+        /// Largest metadata value, in bytes.
+        max_meta_value_size: usize = 64 << 10;
+        /// Keys in a plugin's key-value store.
+        kv_max_keys: usize = 100_000;
+        /// Largest value in the key-value store, in bytes.
+        kv_max_value_size: usize = 1 << 20;
+        /// Bytes (keys and values) in a plugin's key-value store.
+        kv_max_bytes: usize = 64 << 20;
+        /// Log records per second a plugin may write (token bucket refill);
+        /// the rest are dropped and counted.
+        log_records_per_second: u32 = 100;
+        /// Log records a plugin may write in a burst above that rate.
+        log_burst: u32 = 1000;
+        /// Longest log record, in bytes; longer ones are cut.
+        max_log_record: usize = 8 << 10;
+    }
+    server {
+        /// Open connections from one IP address; beyond it upgrades get 429.
+        max_connections_per_ip: usize = 20_000;
+        /// Each connection's read buffer, in bytes. tungstenite's default
+        /// (128 KiB) would cost over a gigabyte for 10k idle connections;
+        /// 1 KiB cost 8 KiB of RSS per idle connection in the bench. Larger
+        /// messages are assembled elsewhere: this only sets the read size.
+        read_buffer_size: usize = 1 << 10;
+        /// Outgoing bytes gathered before a write goes to the socket.
+        write_buffer_size: usize = 64 << 10;
+        /// Largest `POST /api/publish` body, in bytes.
+        max_publish_body: usize = 1 << 20;
+        /// Largest file served from the public folder, in bytes.
+        max_static_file: u64 = 16 << 20;
+        /// How long a closing handshake may take before the socket is dropped.
+        close_timeout: Duration = Duration::from_secs(5), with "duration";
+        /// How long shutdown waits for connections to say goodbye before it
+        /// drops them.
+        shutdown_grace: Duration = Duration::from_secs(5), with "duration";
     }
 }
+
+/// Longest plugin name, in characters (`a-z`, `0-9`, `-`, `_`).
+pub(crate) const MAX_PLUGIN_NAME: usize = 64;
+/// Core instances one plugin instance may create: a component made by
+/// `wit-bindgen` or `componentize-js` needs a handful.
+pub(crate) const MAX_PLUGIN_CORE_INSTANCES: usize = 16;
 
 /// Keep-alive: the server pings every `ping_interval`; a peer that sends
 /// nothing (not even a pong) for `ping_interval + ping_timeout` is dropped.
@@ -209,21 +298,13 @@ pub struct PluginSettings {
     pub auth_required: Option<bool>,
     /// Limits that differ from the global ones.
     pub limits: LimitOverrides,
-}
-
-/// Per-plugin overrides of [`Limits`]; unset fields keep the global value.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[allow(missing_docs, reason = "each field overrides the Limits field of the same name")]
-pub struct LimitOverrides {
-    pub max_message_size: Option<usize>,
-    pub send_queue: Option<usize>,
-    pub messages_per_second: Option<u32>,
-    pub message_burst: Option<u32>,
-    pub max_connections: Option<usize>,
-    pub plugin_memory: Option<usize>,
-    #[serde(default, with = "optional_duration")]
-    pub callback_timeout: Option<Duration>,
+    /// The only file this plugin may be loaded from (a file name in the
+    /// plugins folder, e.g. `chat.wasm`): another file that calls itself by
+    /// this name is refused, and wins no route against it.
+    pub file: Option<PathBuf>,
+    /// The only build this plugin may be loaded from: the SHA-256 of the
+    /// file, in hex (as `GET /api/plugins` shows it).
+    pub sha256: Option<String>,
 }
 
 impl Config {
@@ -262,26 +343,10 @@ impl Config {
 
     /// The limits that apply to plugin `name`.
     pub fn limits_for(&self, name: &str) -> Limits {
-        let mut limits = self.limits.clone();
-        if let Some(overrides) = self.plugin.get(name).map(|settings| &settings.limits) {
-            let LimitOverrides {
-                max_message_size,
-                send_queue,
-                messages_per_second,
-                message_burst,
-                max_connections,
-                plugin_memory,
-                callback_timeout,
-            } = overrides.clone();
-            limits.max_message_size = max_message_size.unwrap_or(limits.max_message_size);
-            limits.send_queue = send_queue.unwrap_or(limits.send_queue);
-            limits.messages_per_second = messages_per_second.unwrap_or(limits.messages_per_second);
-            limits.message_burst = message_burst.unwrap_or(limits.message_burst);
-            limits.max_connections = max_connections.unwrap_or(limits.max_connections);
-            limits.plugin_memory = plugin_memory.unwrap_or(limits.plugin_memory);
-            limits.callback_timeout = callback_timeout.unwrap_or(limits.callback_timeout);
+        match self.plugin.get(name) {
+            Some(settings) => settings.limits.apply(self.limits.clone()),
+            None => self.limits.clone(),
         }
-        limits
     }
 
     /// Whether connections to plugin `name` need a valid token.
@@ -298,15 +363,25 @@ impl Config {
                 |ok: bool, what: &str| if ok { Ok(()) } else { Err(ConfigError::Invalid(format!("{at}: {what}"))) };
             check(limits.max_message_size >= 125, "max_message_size must be at least 125 bytes")?;
             check(limits.send_queue >= 1, "send_queue must be at least 1")?;
+            check(limits.max_send_size >= 125, "max_send_size must be at least 125 bytes")?;
+            check(limits.send_queue_bytes >= limits.max_send_size, "send_queue_bytes must be at least max_send_size")?;
             check(limits.messages_per_second >= 1, "messages_per_second must be at least 1")?;
             check(limits.message_burst >= 1, "message_burst must be at least 1")?;
             check(limits.max_connections >= 1, "max_connections must be at least 1")?;
             check(limits.plugin_memory >= 1 << 20, "plugin_memory must be at least 1 MiB")?;
             check(!limits.callback_timeout.is_zero(), "callback_timeout must be positive")?;
+            check(limits.max_name_size >= 1, "max_name_size must be at least 1")?;
+            check(limits.log_records_per_second >= 1, "log_records_per_second must be at least 1")?;
+            check(limits.log_burst >= 1, "log_burst must be at least 1")?;
+            check(limits.max_log_record >= 16, "max_log_record must be at least 16 bytes")?;
         }
-        if self.limits.max_connections_per_ip == 0 {
-            return Err(ConfigError::Invalid("limits: max_connections_per_ip must be at least 1".into()));
-        }
+        let limits = &self.limits;
+        let check =
+            |ok: bool, what: &str| if ok { Ok(()) } else { Err(ConfigError::Invalid(format!("limits: {what}"))) };
+        check(limits.max_connections_per_ip >= 1, "max_connections_per_ip must be at least 1")?;
+        check(limits.read_buffer_size >= 256, "read_buffer_size must be at least 256 bytes")?;
+        check(limits.write_buffer_size >= 256, "write_buffer_size must be at least 256 bytes")?;
+        check(!limits.close_timeout.is_zero(), "close_timeout must be positive")?;
         if self.keepalive.ping_interval.is_zero() || self.keepalive.ping_timeout.is_zero() {
             return Err(ConfigError::Invalid("keepalive: ping_interval and ping_timeout must be positive".into()));
         }
@@ -376,6 +451,31 @@ mod tests {
         assert_eq!(config.limits_for("chat").max_message_size, 4096);
         assert_eq!(config.limits_for("chat").send_queue, 8);
         assert_eq!(config.limits_for("echo").max_message_size, 1 << 20);
+    }
+
+    #[test]
+    fn the_shipped_config_shows_every_limit_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../switchboard.toml");
+        let shipped = Config::from_file(&path).unwrap();
+        assert_eq!(shipped.limits, Limits::default());
+        assert_eq!(shipped.keepalive, KeepAlive::default());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let mut listed: Vec<&str> = table["limits"].as_table().unwrap().keys().map(String::as_str).collect();
+        let mut all = Limits::NAMES.to_vec();
+        listed.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(listed, all, "switchboard.toml lists every limit");
+    }
+
+    #[test]
+    fn per_plugin_overrides_apply_to_that_plugin_only() {
+        let config = Config::from_toml("[plugin.chat.limits]\nmax_rooms = 7\ncallback_timeout = \"2s\"").unwrap();
+        assert_eq!(config.limits_for("chat").max_rooms, 7);
+        assert_eq!(config.limits_for("chat").callback_timeout, Duration::from_secs(2));
+        assert_eq!(config.limits_for("echo").max_rooms, Limits::default().max_rooms);
+        assert!(Config::from_toml("[plugin.chat.limits]\nmax_connections_per_ip = 1").is_err(), "server-wide only");
+        assert!(Config::from_toml("[limits]\nmax_send_size = 100000000").is_err(), "over send_queue_bytes");
     }
 
     #[test]

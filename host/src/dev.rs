@@ -9,6 +9,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -19,6 +21,10 @@ use tokio::sync::mpsc;
 
 /// Source edits come in bursts (save-all, formatters): wait for quiet.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Changed crates queued between the watcher thread and the build task;
+/// past it, the next round rebuilds every crate instead (nothing is lost,
+/// memory stays bounded).
+const QUEUE: usize = 256;
 
 /// The plugin crates: folders directly under `sources` with a `Cargo.toml`.
 pub(crate) fn plugin_crates(sources: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -86,7 +92,9 @@ pub(crate) async fn build_all(sources: &Path, plugins: &Path) -> anyhow::Result<
 /// Rebuild crates as their sources change, until the returned guard drops.
 pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<notify::RecommendedWatcher> {
     let sources = std::fs::canonicalize(sources).with_context(|| format!("cannot find {}", sources.display()))?;
-    let (changed, mut queue) = mpsc::unbounded_channel::<PathBuf>();
+    let (changed, mut queue) = mpsc::channel::<PathBuf>(QUEUE);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let overflow = Arc::clone(&overflowed);
     let root = sources.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -94,18 +102,24 @@ pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<no
             return;
         }
         for path in event.paths {
-            if let Some(crate_dir) = crate_of(&root, &path) {
-                let _ = changed.send(crate_dir);
+            if let Some(crate_dir) = crate_of(&root, &path)
+                && changed.try_send(crate_dir).is_err()
+            {
+                overflow.store(true, Ordering::SeqCst);
             }
         }
     })?;
     watcher.watch(&sources, RecursiveMode::Recursive).with_context(|| format!("cannot watch {}", sources.display()))?;
     let plugins = plugins.to_owned();
+    let root = sources.clone();
     tokio::spawn(async move {
         while let Some(first) = queue.recv().await {
             let mut crates = BTreeSet::from([first]);
             while let Ok(Some(next)) = tokio::time::timeout(DEBOUNCE, queue.recv()).await {
                 crates.insert(next);
+            }
+            if overflowed.swap(false, Ordering::SeqCst) {
+                crates.extend(plugin_crates(&root).unwrap_or_default());
             }
             for crate_dir in crates {
                 tracing::info!(plugin = %crate_dir.display(), "sources changed, rebuilding");

@@ -3,49 +3,38 @@
 //!
 //! The host owns the sockets, the rooms and the fan-out; plugins (components
 //! of the `switchboard:channel` world, see `wit/`) decide what happens. The
-//! parts, from the socket inwards:
+//! parts, one layer per folder, each using only the layers below it:
 //!
-//! - `server`: binds, loads plugins, accepts connections, shuts down;
-//! - `http`: 404 / 426 / the HTTP API, and the WebSocket upgrade;
-//! - `publish`: `POST /api/publish`, events from the backend;
-//! - `static_files`: the public folder (the demo page);
-//! - `routes`: route patterns with `:param` segments and the route table;
-//! - `auth`: token (JWT) verification;
-//! - `websocket`: one connection's task: frames in to the plugin, frames out
-//!   from its bounded queue, batched; rate limit (`rate_limit`), keep-alive,
-//!   slow clients;
-//! - `peer`: a connection as everyone else sees it (queue, abort, metadata);
-//!   `outbox`: its queue of outgoing frames, one cache line per fan-out;
-//! - `channel`: a plugin's connections, rooms, users and key-value store;
-//!   `presence`: who is in a room, Phoenix-style;
-//! - `registry`: the loaded plugins and the route table leading to them;
-//!   loading, replacing (hot reload) and unloading them;
-//! - `watcher`: watches the plugins folder and hands changes to the registry;
-//! - `runtime`: wasmtime: compiling, instantiating and calling plugins, and
-//!   the host functions they call.
+//! - `net/`: the listener, HTTP, one task per WebSocket connection, the
+//!   public folder; the only layer that touches sockets;
+//! - `api/`: the publish API for backends, token authentication;
+//! - `loading/`: the registry of loaded plugins and their routes, hot
+//!   reload (the folder watcher);
+//! - `runtime/`: wasmtime: compiling, instantiating and calling plugins,
+//!   and the host functions they call; the only layer that names wasmtime;
+//! - `channel/`: what the host keeps for each plugin (connections, rooms,
+//!   users, presence, the key-value store) and each connection's outbox.
+//!
+//! Beside them: `config` (every setting and limit, with its default),
+//! `close` (every close code the host sends, with its meaning) and
+//! `rate_limit` (the token bucket of connections and of plugin logs).
 //!
 //! The public API is what the binary and the tests need: [`Config`] and
 //! [`Server`].
 
-mod auth;
+#![forbid(unsafe_code)]
+
+mod api;
 mod channel;
+mod close;
 mod config;
-mod http;
-mod outbox;
-mod peer;
-mod presence;
-mod publish;
+mod loading;
+mod net;
 mod rate_limit;
-mod registry;
-mod routes;
 mod runtime;
-mod server;
-mod static_files;
-mod watcher;
-mod websocket;
 
 pub use config::{Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, PluginSettings};
-pub use registry::PluginError;
-pub use routes::{RouteError, RoutePattern, RouteTable};
+pub use loading::registry::PluginError;
+pub use loading::routes::{RouteError, RoutePattern, RouteTable};
+pub use net::server::Server;
 pub use runtime::LoadError;
-pub use server::Server;

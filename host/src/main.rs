@@ -1,5 +1,7 @@
 //! The `switchboard` command.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

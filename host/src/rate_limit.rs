@@ -1,4 +1,5 @@
-//! A token bucket per connection: how many messages a client may send.
+//! A token bucket: how many messages a client may send, how many log
+//! records a plugin may write.
 
 use std::time::Instant;
 

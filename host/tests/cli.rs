@@ -1,6 +1,9 @@
 //! The `switchboard` binary as a user runs it: the `listening on` line,
 //! configuration errors, and a clean exit on SIGTERM.
 
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, reason = "a test fails by panicking, with the reason")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,9 @@
 //! route patterns and paths, and the configuration file. Whatever they are
 //! given, they answer (an error or a value) and never panic.
 
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, reason = "a test fails by panicking, with the reason")]
+
 use proptest::prelude::*;
 use switchboard::{Config, RoutePattern, RouteTable};
 

@@ -2,6 +2,8 @@
 //! compiled plugins, and a WebSocket client that waits for events with a
 //! timeout instead of sleeping.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +45,10 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its plugins folder (deleted when the server is dropped).
     pub plugins: tempfile::TempDir,
+    /// Its own compile cache, unless the test chose one: a server that
+    /// shared the user's cache would start some plugins optimised and some
+    /// quick, depending on what ran before it on the machine.
+    compile_cache: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -55,9 +61,20 @@ impl TestServer {
     }
 
     /// Like [`TestServer::start`], with settings; `listen` and `plugins` are
-    /// replaced.
+    /// replaced. Unless `config` names a compile cache, the server gets an
+    /// empty one of its own and this returns once every plugin serves its
+    /// optimised build: a quick build taking over mid-test would reset the
+    /// plugins' in-memory state (tier-up is tested on its own, with an
+    /// explicit cache).
     pub async fn start_with(plugins: &[&str], mut config: Config) -> anyhow::Result<TestServer> {
         init_logs();
+        let own_cache = match config.compile_cache {
+            Some(_) => None,
+            None => Some(tempfile::tempdir()?),
+        };
+        if let Some(cache) = &own_cache {
+            config.compile_cache = Some(cache.path().to_owned());
+        }
         let folder = tempfile::tempdir()?;
         for plugin in plugins {
             copy_plugin(plugin, folder.path())?;
@@ -72,7 +89,11 @@ impl TestServer {
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        Ok(TestServer { addr, plugins: folder, stop: Some(stop), task: Some(task) })
+        let server = TestServer { addr, plugins: folder, compile_cache: own_cache, stop: Some(stop), task: Some(task) };
+        if server.compile_cache.is_some() {
+            server.wait_for_api("every plugin's optimised build", all_optimised).await?;
+        }
+        Ok(server)
     }
 
     /// `ws://ADDR/PATH`.
@@ -210,6 +231,11 @@ impl Drop for TestServer {
     }
 }
 
+/// Whether every plugin of a `GET /api/plugins` answer serves its optimised build.
+pub fn all_optimised(api: &Value) -> bool {
+    api["plugins"].as_array().is_some_and(|plugins| plugins.iter().all(|plugin| plugin["optimised"] == true))
+}
+
 /// The entry of plugin `name` in a `GET /api/plugins` answer.
 pub fn plugin_in<'a>(api: &'a Value, name: &str) -> Option<&'a Value> {
     api["plugins"].as_array()?.iter().find(|plugin| plugin["name"] == name)
@@ -256,7 +282,25 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
+impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Client {
+    fn from(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Client { ws }
+    }
+}
+
 impl Client {
+    /// Wait until the server ends the connection (after its close frame,
+    /// which tungstenite answers): what is still read is skipped.
+    pub async fn ended(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while let Some(frame) = tokio::time::timeout_at(deadline, self.ws.next()).await.context("still open")? {
+            if frame.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Send a text frame.
     pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
         Ok(self.ws.send(Message::text(text)).await?)

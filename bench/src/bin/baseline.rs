@@ -6,6 +6,7 @@
 //!
 //! `baseline [ADDR]` prints `listening on http://ADDR` like the server.
 #![allow(clippy::print_stdout, reason = "the listening line is this program's interface")]
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -58,6 +58,15 @@ impl TokenVerifier {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value. The
+/// scheme is case-insensitive (RFC 9110 §11.1); the one parser for tokens
+/// and for the publish API's key.
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Decide who a connection is: a token in the `token` query parameter or
 /// an `Authorization: Bearer` header is verified; a connection without one
 /// is anonymous unless `required`; a bad token is always refused.
@@ -67,10 +76,7 @@ pub(crate) fn identify(
     headers: &HeaderMap,
     required: bool,
 ) -> Identity {
-    let from_header = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+    let from_header = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(bearer_token);
     let from_query = query.iter().find(|(key, _)| key == "token").map(|(_, value)| value.as_str());
     let token = from_header.or(from_query).map(str::trim).filter(|token| !token.is_empty());
     match (token, verifier) {
@@ -116,6 +122,16 @@ mod tests {
         assert_eq!(verifier.verify(&token("s3cret", json!({"exp": now() - 60}))), Err("token expired".into()));
         assert_eq!(verifier.verify(&token("s3cret", json!({"nbf": now() + 600}))), Err("token not valid yet".into()));
         assert_eq!(verifier.verify("not.a.token"), Err("malformed token".into()));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header:?}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer ", "abc", "Bearerabc"] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
     }
 
     #[test]

@@ -7,17 +7,16 @@
 //! - `{"plugin":"chat","room":"lobby","message":{...}}` (or `"user":"ann"`)
 //!   delivers `message` straight to a room or a user, without a plugin call.
 //!
-//! The answer is `{"delivered":N}`: how many connections the event reached.
+//! The answer is `{"delivered":N}`: how many messages the event queued for
+//! connections (one per recipient of a room or user message; for an
+//! `on-publish` event, every message the plugin's sends queued).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::registry::Registry;
-
-/// Largest request body accepted, in bytes.
-pub(crate) const MAX_BODY: usize = 1 << 20;
+use crate::loading::registry::Registry;
 
 /// A request body, before it is checked.
 #[derive(Debug, Deserialize)]
@@ -75,11 +74,11 @@ pub(crate) fn parse(body: &[u8]) -> Result<Publish, Failure> {
 /// digests, so that the time taken says nothing about the key.
 pub(crate) fn authorised(header: Option<&str>, key: Option<&str>) -> bool {
     let (Some(header), Some(key)) = (header, key) else { return false };
-    let Some(presented) = header.strip_prefix("Bearer ") else { return false };
-    Sha256::digest(presented.trim().as_bytes()) == Sha256::digest(key.as_bytes())
+    let Some(presented) = crate::api::auth::bearer_token(header) else { return false };
+    Sha256::digest(presented.as_bytes()) == Sha256::digest(key.as_bytes())
 }
 
-/// Carry out a checked request; returns how many connections it reached.
+/// Carry out a checked request; returns how many messages it queued.
 pub(crate) async fn deliver(registry: &Registry, request: Publish) -> Result<Value, Failure> {
     let name = match &request {
         Publish::Event { plugin, .. } | Publish::ToRoom { plugin, .. } | Publish::ToUser { plugin, .. } => plugin,
@@ -167,6 +166,7 @@ mod tests {
     #[test]
     fn only_the_right_key_is_authorised() {
         assert!(authorised(Some("Bearer k3y"), Some("k3y")));
+        assert!(authorised(Some("bearer k3y"), Some("k3y")), "the scheme is case-insensitive, as for tokens");
         assert!(!authorised(Some("Bearer nope"), Some("k3y")));
         assert!(!authorised(Some("k3y"), Some("k3y")));
         assert!(!authorised(None, Some("k3y")));

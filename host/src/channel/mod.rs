@@ -1,23 +1,31 @@
-//! A plugin's share of the host: its connections, its rooms and its
-//! key-value store. Kept by name, so it outlives any one version of the plugin.
+//! What the host keeps for each plugin: its connections, rooms, users,
+//! presence and key-value store. Kept by plugin name, so it outlives any one
+//! version of the plugin; every collection in it is bounded by the plugin's
+//! [`Limits`].
+//!
+//! - `peer`: a connection as the rest of the host sees it; `outbox`: its
+//!   bounded queue of outgoing frames;
+//! - `presence`: who is in a tracked room, Phoenix-style;
+//! - `store`: the key-value store, bounded in keys and bytes.
+
+pub(crate) mod outbox;
+pub(crate) mod peer;
+mod presence;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::peer::{ConnId, Peer};
-use crate::presence::{Change, Presence};
-
-/// Longest room name, metadata key or store key a plugin may use, in bytes.
-pub(crate) const MAX_NAME_LEN: usize = 1024;
-/// Largest metadata value, in bytes.
-pub(crate) const MAX_META_VALUE_LEN: usize = 64 * 1024;
-/// Largest value in the key-value store, in bytes.
-pub(crate) const MAX_KV_VALUE_LEN: usize = 1 << 20;
-/// Most keys one plugin may keep in its store.
-pub(crate) const MAX_KV_KEYS: usize = 100_000;
+use crate::channel::peer::{ConnId, Peer, Sent};
+use crate::channel::presence::{Change, Presence};
+use crate::channel::store::{Store, StoreLimits};
+use crate::config::Limits;
+use crate::rate_limit::{TokenBucket, Verdict};
 
 /// Why a plugin's call on its channel was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,12 +43,23 @@ pub(crate) enum CallError {
 pub(crate) struct Channel {
     /// The plugin's name, for logs.
     pub(crate) name: Arc<str>,
+    /// The plugin's limits: what its calls may create.
+    pub(crate) limits: Limits,
     /// Who is connected and which rooms they are in. One lock for both, so
     /// that a connection and its room memberships never disagree.
     members: RwLock<Members>,
     /// The plugin's key-value store: here, not in the plugin, so that it
     /// survives reloads and crashes.
-    store: Mutex<HashMap<String, Vec<u8>>>,
+    store: Mutex<Store>,
+    /// Connections admitted (upgrading or open), for `max_connections`:
+    /// reserved before the upgrade, so that concurrent upgrades cannot
+    /// overshoot the cap.
+    admitted: AtomicUsize,
+    /// The plugin's log rate: one plugin cannot flood the server's log.
+    log: Mutex<LogBudget>,
+    /// Presence changes not told to `on-presence` because a callback
+    /// caused more than `max_presence_events`.
+    presence_events_dropped: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -71,9 +90,70 @@ struct Member {
     user: Option<Arc<str>>,
 }
 
+/// What `GET /api/plugins` shows of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stats {
+    pub(crate) connections: usize,
+    pub(crate) rooms: usize,
+    pub(crate) tracked_rooms: usize,
+    pub(crate) kv_keys: usize,
+    pub(crate) kv_bytes: usize,
+    pub(crate) log_dropped: u64,
+    pub(crate) presence_events_dropped: u64,
+}
+
+/// Whether a plugin may write a log record now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogVerdict {
+    /// Write it; `dropped` records were dropped since the last one written.
+    Write { dropped: u64 },
+    /// Drop it.
+    Drop,
+}
+
+#[derive(Debug)]
+struct LogBudget {
+    bucket: TokenBucket,
+    /// Dropped since the last record written, reported with the next one.
+    dropped_since: u64,
+    /// Dropped in all.
+    dropped: u64,
+}
+
 impl Channel {
-    pub(crate) fn new(name: &str) -> Channel {
-        Channel { name: name.into(), members: RwLock::new(Members::default()), store: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(name: &str, limits: Limits) -> Channel {
+        let store = Store::new(StoreLimits {
+            max_keys: limits.kv_max_keys,
+            max_key_size: limits.max_name_size,
+            max_value_size: limits.kv_max_value_size,
+            max_bytes: limits.kv_max_bytes,
+        });
+        let log = LogBudget {
+            bucket: TokenBucket::new(limits.log_records_per_second, limits.log_burst),
+            dropped_since: 0,
+            dropped: 0,
+        };
+        Channel {
+            name: name.into(),
+            limits,
+            members: RwLock::new(Members::default()),
+            store: Mutex::new(store),
+            admitted: AtomicUsize::new(0),
+            log: Mutex::new(log),
+            presence_events_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Count one more connection (upgrading or open), unless the plugin has
+    /// `max_connections` already; [`Channel::release`] undoes it.
+    pub(crate) fn admit(&self) -> bool {
+        let max = self.limits.max_connections;
+        self.admitted.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1)).is_ok()
+    }
+
+    /// A connection counted by [`Channel::admit`] ended.
+    pub(crate) fn release(&self) {
+        self.admitted.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A new connection joins the channel (in no room yet).
@@ -87,17 +167,14 @@ impl Channel {
     /// known (its metadata and user readable) until `remove`.
     pub(crate) fn leave_all(&self, conn: ConnId) -> Vec<String> {
         let mut members = self.members.write();
-        let Members { peers, rooms, users, presence, presence_events } = &mut *members;
-        let Some(member) = peers.get_mut(&conn) else { return Vec::new() };
+        let Some(member) = members.peers.get_mut(&conn) else { return Vec::new() };
         let left: Vec<Arc<str>> = member.rooms.drain().collect();
+        let user = member.user.clone();
         for room in &left {
-            remove_from_group(rooms, room, conn);
-            if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
-                announce(rooms, presence, presence_events, room, &[change], None);
-            }
+            self.leave_room(&mut members, room, conn, user.as_ref());
         }
-        if let Some(user) = &member.user {
-            remove_from_group(users, user, conn);
+        if let Some(user) = &user {
+            remove_from_group(&mut members.users, user, conn);
         }
         left.iter().map(|room| room.to_string()).collect()
     }
@@ -118,25 +195,47 @@ impl Channel {
         self.members.read().peers.values().map(|member| Arc::clone(&member.peer)).collect()
     }
 
-    pub(crate) fn connection_count(&self) -> usize {
-        self.members.read().peers.len()
+    pub(crate) fn stats(&self) -> Stats {
+        let (connections, rooms, tracked_rooms) = {
+            let members = self.members.read();
+            (members.peers.len(), members.rooms.len(), members.presence.len())
+        };
+        let (kv_keys, kv_bytes) = {
+            let store = self.store.lock();
+            (store.len(), store.bytes())
+        };
+        Stats {
+            connections,
+            rooms,
+            tracked_rooms,
+            kv_keys,
+            kv_bytes,
+            log_dropped: self.log.lock().dropped,
+            presence_events_dropped: self.presence_events_dropped.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn join(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
-        check_name("room name", room)?;
-        let mut members = self.members.write();
-        let Members { peers, rooms, presence, presence_events, .. } = &mut *members;
-        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
-        if !member.rooms.contains(room) {
-            let room: Arc<str> = room.into();
-            member.rooms.insert(Arc::clone(&room));
-            rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
-            if presence.is_tracked(&room) {
-                let change = member.user.as_ref().and_then(|user| presence.arrive(&room, user));
-                member.peer.send(presence.state_frame(&room));
-                if let Some(change) = change {
-                    announce(rooms, presence, presence_events, &room, &[change], Some(conn));
-                }
+        self.check_name("room name", room)?;
+        let mut guard = self.members.write();
+        let members = &mut *guard;
+        let member = members.peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if member.rooms.contains(room) {
+            return Ok(());
+        }
+        let max_rooms = self.limits.max_rooms;
+        if !members.rooms.contains_key(room) && members.rooms.len() >= max_rooms {
+            return Err(CallError::InvalidArgument(format!("too many rooms (the limit is {max_rooms})")));
+        }
+        let room: Arc<str> = room.into();
+        member.rooms.insert(Arc::clone(&room));
+        members.rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
+        if members.presence.is_tracked(&room) {
+            let change = member.user.as_ref().and_then(|user| members.presence.arrive(&room, user));
+            let peer = Arc::clone(&member.peer);
+            peer.send(members.presence.state_frame(&room));
+            if let Some(change) = change {
+                self.announce(members, &room, &[change], Some(conn));
             }
         }
         Ok(())
@@ -144,44 +243,68 @@ impl Channel {
 
     pub(crate) fn leave(&self, conn: ConnId, room: &str) -> Result<(), CallError> {
         let mut members = self.members.write();
-        let Members { peers, rooms, presence, presence_events, .. } = &mut *members;
-        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
-        if member.rooms.remove(room) {
-            remove_from_group(rooms, room, conn);
-            if let Some(change) = member.user.as_ref().and_then(|user| presence.depart(room, user)) {
-                announce(rooms, presence, presence_events, room, &[change], None);
-            }
+        let member = members.peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if let Some(room) = member.rooms.take(room) {
+            let user = member.user.clone();
+            self.leave_room(&mut members, &room, conn, user.as_ref());
         }
         Ok(())
+    }
+
+    /// Take `conn` (bound to `user`) out of `room`'s members and presence; a
+    /// room that empties is forgotten, its presence tracking too.
+    fn leave_room(&self, members: &mut Members, room: &str, conn: ConnId, user: Option<&Arc<str>>) {
+        let emptied = remove_from_group(&mut members.rooms, room, conn);
+        if let Some(change) = user.and_then(|user| members.presence.depart(room, user)) {
+            self.announce(members, room, &[change], None);
+        }
+        if emptied {
+            members.presence.forget(room);
+        }
     }
 
     /// Bind a connection to a user, replacing an earlier binding.
     pub(crate) fn set_user(&self, conn: ConnId, user: &str) -> Result<(), CallError> {
-        check_name("user id", user)?;
-        let mut members = self.members.write();
-        let Members { peers, rooms, users, presence, presence_events } = &mut *members;
-        let member = peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        self.check_name("user id", user)?;
+        let mut guard = self.members.write();
+        let members = &mut *guard;
+        let member = members.peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
+        if member.user.as_deref() == Some(user) {
+            return Ok(());
+        }
         let user: Arc<str> = user.into();
         let previous = member.user.replace(Arc::clone(&user));
         if let Some(previous) = &previous {
-            remove_from_group(users, previous, conn);
+            remove_from_group(&mut members.users, previous, conn);
         }
-        users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
-        for room in &member.rooms {
-            let left = previous.as_ref().and_then(|previous| presence.depart(room, previous));
-            let changes: Vec<Change> = left.into_iter().chain(presence.arrive(room, &user)).collect();
+        members.users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
+        let rooms: Vec<Arc<str>> = member.rooms.iter().cloned().collect();
+        for room in &rooms {
+            let left = previous.as_ref().and_then(|previous| members.presence.depart(room, previous));
+            let changes: Vec<Change> = left.into_iter().chain(members.presence.arrive(room, &user)).collect();
             if !changes.is_empty() {
-                announce(rooms, presence, presence_events, room, &changes, None);
+                self.announce(members, room, &changes, None);
             }
         }
         Ok(())
     }
 
-    /// Track presence in `room` from now on.
+    /// Track presence in `room` from now until it empties.
     pub(crate) fn track_presence(&self, room: &str) -> Result<(), CallError> {
-        check_name("room name", room)?;
-        let mut members = self.members.write();
-        let Members { peers, rooms, presence, .. } = &mut *members;
+        self.check_name("room name", room)?;
+        let mut guard = self.members.write();
+        let Members { peers, rooms, presence, .. } = &mut *guard;
+        if presence.is_tracked(room) {
+            return Ok(());
+        }
+        let max = self.limits.max_tracked_rooms;
+        if presence.len() >= max {
+            // Rooms tracked before anyone joined them, and never joined.
+            presence.retain(|room| rooms.contains_key(room));
+            if presence.len() >= max {
+                return Err(CallError::InvalidArgument(format!("too many tracked rooms (the limit is {max})")));
+            }
+        }
         let in_room = rooms.get(room).into_iter().flat_map(|members| members.keys());
         let users = in_room.filter_map(|conn| peers.get(conn)?.user.as_ref());
         presence.track(&Arc::from(room), users);
@@ -208,6 +331,18 @@ impl Channel {
         let members = self.members.read();
         let member = members.peers.get(&conn).ok_or(CallError::UnknownConnection)?;
         Ok(member.user.as_deref().map(str::to_owned))
+    }
+
+    /// Attach a metadata value to a connection.
+    pub(crate) fn set_meta(&self, conn: ConnId, key: String, value: String) -> Result<(), CallError> {
+        self.check_name("key", &key)?;
+        let max_value = self.limits.max_meta_value_size;
+        if value.len() > max_value {
+            return Err(CallError::InvalidArgument(format!("value longer than {max_value} bytes")));
+        }
+        self.peer(conn)?
+            .set_meta(key, value, self.limits.max_meta_keys)
+            .map_err(|max| CallError::InvalidArgument(format!("too many metadata keys (the limit is {max})")))
     }
 
     /// Queue `frame` for every open connection of `user`.
@@ -246,24 +381,59 @@ impl Channel {
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.store.lock().get(key).cloned()
+        self.store.lock().get(key)
     }
 
     pub(crate) fn kv_set(&self, key: String, value: Vec<u8>) -> Result<(), CallError> {
-        check_name("key", &key)?;
-        if value.len() > MAX_KV_VALUE_LEN {
-            return Err(CallError::InvalidArgument(format!("value longer than {MAX_KV_VALUE_LEN} bytes")));
-        }
-        let mut store = self.store.lock();
-        if store.len() >= MAX_KV_KEYS && !store.contains_key(&key) {
-            return Err(CallError::InvalidArgument(format!("store full ({MAX_KV_KEYS} keys)")));
-        }
-        store.insert(key, value);
-        Ok(())
+        self.store.lock().set(key, value)
     }
 
     pub(crate) fn kv_delete(&self, key: &str) -> bool {
-        self.store.lock().remove(key).is_some()
+        self.store.lock().delete(key)
+    }
+
+    /// Whether the plugin may write a log record now (its log rate).
+    pub(crate) fn log_verdict(&self) -> LogVerdict {
+        let mut log = self.log.lock();
+        match log.bucket.take(Instant::now()) {
+            Verdict::Allow => LogVerdict::Write { dropped: std::mem::take(&mut log.dropped_since) },
+            Verdict::Refuse { .. } | Verdict::Disconnect => {
+                log.dropped_since += 1;
+                log.dropped += 1;
+                LogVerdict::Drop
+            }
+        }
+    }
+
+    /// Refuse names that are empty or too long.
+    pub(crate) fn check_name(&self, what: &str, name: &str) -> Result<(), CallError> {
+        let max = self.limits.max_name_size;
+        if name.is_empty() || name.len() > max {
+            return Err(CallError::InvalidArgument(format!("{what} must be 1 to {max} bytes")));
+        }
+        Ok(())
+    }
+
+    /// Tell a room's members (but `except`) who arrived and left, and note it
+    /// for the plugin, up to `max_presence_events` per callback.
+    fn announce(&self, members: &mut Members, room: &str, changes: &[Change], except: Option<ConnId>) {
+        if let Some(connections) = members.rooms.get(room) {
+            fan_out(connections.iter(), &members.presence.diff_frame(room, changes), except);
+        }
+        if members.presence_events.len() >= self.limits.max_presence_events {
+            if self.presence_events_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(plugin = &*self.name, "too many presence changes in one callback, not all are told");
+            }
+            return;
+        }
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for change in changes {
+            match change {
+                Change::Joined(user) => joins.push(user.to_string()),
+                Change::Left(user) => leaves.push(user.to_string()),
+            }
+        }
+        members.presence_events.push((room.to_owned(), joins, leaves));
     }
 }
 
@@ -275,52 +445,23 @@ fn fan_out<'a>(
     let mut reached = 0;
     for (_, recipient) in recipients.filter(|(conn, _)| Some(**conn) != except) {
         // Cloning a `Message` clones a reference-counted buffer, not the payload.
-        if recipient.send(frame.clone()) {
+        if recipient.send(frame.clone()) == Sent::Queued {
             reached += 1;
         }
     }
     reached
 }
 
-/// Tell a room's members (but `except`) who arrived and left, and note it
-/// for the plugin.
-fn announce(
-    rooms: &HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>,
-    presence: &Presence,
-    events: &mut Vec<PresenceEvent>,
-    room: &str,
-    changes: &[Change],
-    except: Option<ConnId>,
-) {
-    if let Some(connections) = rooms.get(room) {
-        fan_out(connections.iter(), &presence.diff_frame(room, changes), except);
+/// Take `conn` out of a room or a user's connections; drop the group when
+/// empty, and say so.
+fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, name: &str, conn: ConnId) -> bool {
+    let Some(members) = groups.get_mut(name) else { return false };
+    members.remove(&conn);
+    if members.is_empty() {
+        groups.remove(name);
+        return true;
     }
-    let (mut joins, mut leaves) = (Vec::new(), Vec::new());
-    for change in changes {
-        match change {
-            Change::Joined(user) => joins.push(user.to_string()),
-            Change::Left(user) => leaves.push(user.to_string()),
-        }
-    }
-    events.push((room.to_owned(), joins, leaves));
-}
-
-/// Take `conn` out of a room or a user's connections; drop the group when empty.
-fn remove_from_group(groups: &mut HashMap<Arc<str>, HashMap<ConnId, Arc<Peer>>>, name: &str, conn: ConnId) {
-    if let Some(members) = groups.get_mut(name) {
-        members.remove(&conn);
-        if members.is_empty() {
-            groups.remove(name);
-        }
-    }
-}
-
-/// Refuse names that are empty or too long.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CallError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(CallError::InvalidArgument(format!("{what} must be 1 to {MAX_NAME_LEN} bytes")));
-    }
-    Ok(())
+    false
 }
 
 #[cfg(test)]
@@ -329,9 +470,9 @@ mod tests {
 
     use futures_util::FutureExt as _;
 
-    fn channel_with(ids: &[ConnId]) -> (Channel, Vec<Arc<Peer>>) {
-        let channel = Channel::new("test");
-        let peers: Vec<_> = ids.iter().map(|id| Arc::new(Peer::new(*id, "/test", 8))).collect();
+    fn channel_with(ids: &[ConnId], limits: Limits) -> (Channel, Vec<Arc<Peer>>) {
+        let channel = Channel::new("test", limits);
+        let peers: Vec<_> = ids.iter().map(|id| Arc::new(Peer::new(*id, "/test", "test", 8, 1 << 20))).collect();
         for peer in &peers {
             channel.add(Arc::clone(peer));
         }
@@ -341,13 +482,13 @@ mod tests {
     /// What is queued for `peer`, taken out of its queue.
     fn queued(peer: &Peer) -> Vec<Message> {
         let mut batch = std::collections::VecDeque::new();
-        peer.outbox().take(&mut batch).now_or_never();
+        peer.outbox().take(&mut batch, peer.queue_bytes()).now_or_never();
         batch.into()
     }
 
     #[test]
     fn publish_reaches_room_members_except_one() {
-        let (channel, peers) = channel_with(&[1, 2, 3]);
+        let (channel, peers) = channel_with(&[1, 2, 3], Limits::default());
         channel.join(1, "a").unwrap();
         channel.join(2, "a").unwrap();
         channel.join(3, "b").unwrap();
@@ -360,7 +501,7 @@ mod tests {
 
     #[test]
     fn leaving_empties_rooms() {
-        let (channel, _peers) = channel_with(&[1, 2]);
+        let (channel, _peers) = channel_with(&[1, 2], Limits::default());
         channel.join(1, "a").unwrap();
         channel.join(2, "a").unwrap();
         assert_eq!(channel.leave_all(1), vec!["a".to_owned()]);
@@ -373,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_user_is_reached_on_every_connection_while_open() {
-        let (channel, peers) = channel_with(&[1, 2, 3]);
+        let (channel, peers) = channel_with(&[1, 2, 3], Limits::default());
         channel.set_user(1, "ann").unwrap();
         channel.set_user(2, "ann").unwrap();
         channel.set_user(3, "bob").unwrap();
@@ -390,15 +531,104 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let (channel, _peers) = channel_with(&[1]);
+        let (channel, _peers) = channel_with(&[1], Limits::default());
         assert!(matches!(channel.join(1, ""), Err(CallError::InvalidArgument(_))));
-        assert!(matches!(
-            channel.kv_set("k".into(), vec![0; MAX_KV_VALUE_LEN + 1]),
-            Err(CallError::InvalidArgument(_))
-        ));
+        let too_long = vec![0; Limits::default().kv_max_value_size + 1];
+        assert!(matches!(channel.kv_set("k".into(), too_long), Err(CallError::InvalidArgument(_))));
         channel.kv_set("k".into(), b"v".to_vec()).unwrap();
         assert_eq!(channel.kv_get("k"), Some(b"v".to_vec()));
         assert!(channel.kv_delete("k"));
         assert!(!channel.kv_delete("k"));
+    }
+
+    #[test]
+    fn rooms_and_their_presence_are_forgotten_when_they_empty() {
+        let (channel, _peers) = channel_with(&[1], Limits::default());
+        channel.set_user(1, "ann").unwrap();
+        for room in 0..1000 {
+            let room = format!("room-{room}");
+            channel.track_presence(&room).unwrap();
+            channel.join(1, &room).unwrap();
+            channel.leave(1, &room).unwrap();
+        }
+        let stats = channel.stats();
+        assert_eq!((stats.rooms, stats.tracked_rooms), (0, 0), "{stats:?}");
+    }
+
+    #[test]
+    fn rooms_and_tracked_rooms_are_capped() {
+        let limits = Limits { max_rooms: 3, max_tracked_rooms: 2, ..Limits::default() };
+        let (channel, _peers) = channel_with(&[1, 2], limits);
+        for room in ["a", "b", "c"] {
+            channel.join(1, room).unwrap();
+        }
+        let refused = channel.join(2, "d").expect_err("a fourth room");
+        assert!(refused.to_string().contains("too many rooms"), "{refused}");
+        channel.join(2, "a").expect("an existing room is no new room");
+        channel.track_presence("a").unwrap();
+        channel.track_presence("b").unwrap();
+        assert!(channel.track_presence("c").expect_err("a third tracked room").to_string().contains("tracked"));
+        // A room tracked before anyone joined it, and never joined, gives its slot back.
+        channel.leave_all(1);
+        channel.leave_all(2);
+        channel.track_presence("x").unwrap();
+        assert_eq!(channel.stats().tracked_rooms, 1);
+    }
+
+    #[test]
+    fn binding_a_connection_to_its_own_user_again_changes_nothing() {
+        let (channel, peers) = channel_with(&[1, 2], Limits::default());
+        channel.track_presence("r").unwrap();
+        channel.set_user(1, "ann").unwrap();
+        channel.join(1, "r").unwrap();
+        channel.join(2, "r").unwrap();
+        channel.take_presence_events();
+        let _ = (queued(&peers[0]), queued(&peers[1]));
+        channel.set_user(1, "ann").unwrap();
+        assert!(channel.take_presence_events().is_empty());
+        assert!(queued(&peers[1]).is_empty(), "no presence_diff with ann in both joins and leaves");
+    }
+
+    #[test]
+    fn presence_events_of_one_callback_are_bounded() {
+        let limits = Limits { max_presence_events: 5, ..Limits::default() };
+        let (channel, _peers) = channel_with(&[1], limits);
+        channel.track_presence("r").unwrap();
+        channel.join(1, "r").unwrap();
+        for user in 0..20 {
+            channel.set_user(1, &format!("user-{user}")).unwrap();
+        }
+        assert_eq!(channel.take_presence_events().len(), 5);
+        assert_eq!(channel.stats().presence_events_dropped, 15);
+    }
+
+    #[test]
+    fn metadata_is_bounded_in_keys_and_value_size() {
+        let limits = Limits { max_meta_keys: 2, max_meta_value_size: 4, ..Limits::default() };
+        let (channel, _peers) = channel_with(&[1], limits);
+        channel.set_meta(1, "a".into(), "1234".into()).unwrap();
+        assert!(channel.set_meta(1, "b".into(), "12345".into()).is_err());
+        channel.set_meta(1, "b".into(), "x".into()).unwrap();
+        channel.set_meta(1, "a".into(), "y".into()).expect("replacing a key is no new key");
+        assert!(channel.set_meta(1, "c".into(), "z".into()).is_err());
+    }
+
+    #[test]
+    fn the_connection_cap_counts_admissions() {
+        let (channel, _peers) = channel_with(&[], Limits { max_connections: 2, ..Limits::default() });
+        assert!(channel.admit());
+        assert!(channel.admit());
+        assert!(!channel.admit());
+        channel.release();
+        assert!(channel.admit());
+    }
+
+    #[test]
+    fn a_plugin_log_flood_is_cut_and_counted() {
+        let limits = Limits { log_records_per_second: 1, log_burst: 3, ..Limits::default() };
+        let (channel, _peers) = channel_with(&[], limits);
+        let verdicts: Vec<LogVerdict> = (0..10).map(|_| channel.log_verdict()).collect();
+        assert_eq!(verdicts.iter().filter(|verdict| matches!(verdict, LogVerdict::Write { .. })).count(), 3);
+        assert_eq!(channel.stats().log_dropped, 7);
     }
 }

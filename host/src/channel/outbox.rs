@@ -36,38 +36,45 @@ struct State {
     frames: VecDeque<Message>,
     /// The connection task, when it waits for frames.
     reader: Option<Waker>,
-    /// Most frames queued at once; a client that does not read cannot make
-    /// the server's memory grow past this (plus one batch being written).
+    /// Most frames queued at once; 0 once the connection takes no more
+    /// frames (closed), which saves a flag and keeps the queue in one line.
     capacity: u32,
-    /// Set when the connection no longer takes frames.
-    closed: bool,
+    /// Payload bytes that may still be queued: a client that does not read
+    /// cannot make the server's memory grow past `capacity` frames and the
+    /// byte budget (plus one batch being written). Reset by the reader when
+    /// it takes the queue.
+    bytes_left: u32,
 }
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The queue holds `capacity` frames: the client does not keep up.
+    /// The queue holds its most frames or bytes: the client does not keep up.
     Full,
     /// The connection is closing or gone.
     Closed,
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Outbox {
-        let capacity = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
-        Outbox { state: Mutex::new(State { frames: VecDeque::new(), reader: None, capacity, closed: false }) }
+    /// A queue of at most `frames` frames and `bytes` payload bytes.
+    pub(crate) fn new(frames: usize, bytes: usize) -> Outbox {
+        let capacity = u32::try_from(frames.max(1)).unwrap_or(u32::MAX);
+        let bytes_left = clamp_bytes(bytes);
+        Outbox { state: Mutex::new(State { frames: VecDeque::new(), reader: None, capacity, bytes_left }) }
     }
 
     /// Queue a frame and wake the reader if it waits.
     pub(crate) fn push(&self, frame: Message) -> Result<(), Refused> {
+        let size = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         let reader = {
             let mut state = self.state.lock();
-            if state.closed {
+            if state.capacity == 0 {
                 return Err(Refused::Closed);
             }
-            if state.frames.len() >= state.capacity as usize {
+            if state.frames.len() >= state.capacity as usize || size > state.bytes_left {
                 return Err(Refused::Full);
             }
+            state.bytes_left -= size;
             state.frames.push_back(frame);
             state.reader.take()
         };
@@ -80,11 +87,12 @@ impl Outbox {
 
     /// Wait until frames are queued, then move all of them into `batch`,
     /// which must be empty (its allocation is handed back to the queue).
-    pub(crate) async fn take(&self, batch: &mut VecDeque<Message>) {
-        poll_fn(|cx| self.poll_take(cx, batch)).await;
+    /// `bytes` is the queue's byte budget, which the empty queue gets back.
+    pub(crate) async fn take(&self, batch: &mut VecDeque<Message>, bytes: usize) {
+        poll_fn(|cx| self.poll_take(cx, batch, bytes)).await;
     }
 
-    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Message>) -> Poll<()> {
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Message>, bytes: usize) -> Poll<()> {
         debug_assert!(batch.is_empty(), "the previous batch was not written");
         if batch.capacity() > KEEP_CAPACITY {
             *batch = VecDeque::new();
@@ -98,6 +106,7 @@ impl Outbox {
             return Poll::Pending;
         }
         std::mem::swap(&mut state.frames, batch);
+        state.bytes_left = clamp_bytes(bytes);
         Poll::Ready(())
     }
 
@@ -110,10 +119,14 @@ impl Outbox {
     /// Take no more frames; returns those still queued.
     pub(crate) fn close(&self) -> VecDeque<Message> {
         let mut state = self.state.lock();
-        state.closed = true;
+        state.capacity = 0;
         state.reader = None;
         std::mem::take(&mut state.frames)
     }
+}
+
+fn clamp_bytes(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -130,7 +143,7 @@ mod tests {
 
     #[test]
     fn refuses_past_its_capacity_and_after_close() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, 1 << 20);
         assert_eq!(outbox.push(Message::text("a")), Ok(()));
         assert_eq!(outbox.push(Message::text("b")), Ok(()));
         assert_eq!(outbox.push(Message::text("c")), Err(Refused::Full));
@@ -141,13 +154,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_reader_gets_the_whole_queue_in_order() {
-        let outbox = Arc::new(Outbox::new(8));
+        let outbox = Arc::new(Outbox::new(8, 1 << 20));
         let writer = Arc::clone(&outbox);
         let reader = tokio::spawn(async move {
             let mut batch = VecDeque::new();
             let mut got = Vec::new();
             while got.len() < 5 {
-                outbox.take(&mut batch).await;
+                outbox.take(&mut batch, 1 << 20).await;
                 got.extend(batch.drain(..));
             }
             got
@@ -161,12 +174,24 @@ mod tests {
     }
 
     #[test]
+    fn refuses_past_its_byte_budget_until_the_reader_takes_the_queue() {
+        let outbox = Outbox::new(100, 10);
+        assert_eq!(outbox.push(Message::binary(vec![0; 6])), Ok(()));
+        assert_eq!(outbox.push(Message::binary(vec![0; 5])), Err(Refused::Full), "6 + 5 bytes > 10");
+        assert_eq!(outbox.push(Message::binary(vec![0; 4])), Ok(()), "6 + 4 bytes fit");
+        let mut batch = VecDeque::new();
+        assert!(outbox.poll_take(&mut Context::from_waker(Waker::noop()), &mut batch, 10).is_ready());
+        assert_eq!(batch.len(), 2);
+        assert_eq!(outbox.push(Message::binary(vec![0; 10])), Ok(()), "the budget is back once taken");
+    }
+
+    #[test]
     fn frees_a_burst_sized_batch() {
-        let outbox = Outbox::new(1000);
+        let outbox = Outbox::new(1000, 1 << 20);
         let mut batch = VecDeque::with_capacity(KEEP_CAPACITY * 4);
         outbox.push(Message::text("x")).expect("room in the queue");
         let waker = Waker::noop();
-        assert!(outbox.poll_take(&mut Context::from_waker(waker), &mut batch).is_ready());
+        assert!(outbox.poll_take(&mut Context::from_waker(waker), &mut batch, 1 << 20).is_ready());
         assert_eq!(batch.len(), 1);
         // The queue got the reader's empty buffer, not the oversized one.
         assert!(outbox.state.lock().frames.capacity() <= KEEP_CAPACITY);

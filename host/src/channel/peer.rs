@@ -8,18 +8,15 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::outbox::{Outbox, Refused};
+use crate::channel::outbox::{Outbox, Refused};
+use crate::close::{Close, close_frame};
 
 /// Host-wide connection id; plugins name connections by it.
 pub(crate) type ConnId = u64;
 
-/// Close code for a client whose send queue overflowed.
-pub(crate) const CLOSE_TOO_SLOW: u16 = 1008;
-
 /// The shared half of a connection. The socket itself stays with the
-/// connection's task (`websocket.rs`); everyone else talks to it through this.
+/// connection's task (`net/websocket.rs`); everyone else talks to it through this.
 /// Rooms and users hold it as it is: its queue is inline and takes one
 /// aligned cache line, so a fan-out reads that line per recipient and
 /// nothing else.
@@ -34,6 +31,11 @@ pub(crate) struct Peer {
     /// The route pattern it connected on: when a new version of its plugin
     /// drops the route, the connection is closed.
     pub(crate) route: Arc<str>,
+    /// The plugin it belongs to, for the logs (a slow client is dropped for
+    /// what one plugin sent it).
+    pub(crate) plugin: Arc<str>,
+    /// The outbox's byte budget, handed back each time the queue is taken.
+    queue_bytes: usize,
     /// Set when the host drops the connection without waiting for the queue
     /// (it is full, or the server shuts down); the connection task watches it.
     abort: Mutex<Option<CloseFrame>>,
@@ -44,31 +46,46 @@ pub(crate) struct Peer {
     meta: Mutex<HashMap<String, String>>,
 }
 
+/// What became of a frame handed to [`Peer::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued for the client.
+    Queued,
+    /// Not queued: the client's outbox is full, so it is being dropped as
+    /// too slow.
+    Full,
+    /// Not queued: the connection is closing or gone.
+    Closed,
+}
+
 impl Peer {
-    /// A peer whose queue holds up to `queue` frames.
-    pub(crate) fn new(id: ConnId, route: &str, queue: usize) -> Peer {
+    /// A peer of `plugin` whose queue holds up to `frames` frames and `bytes`
+    /// payload bytes.
+    pub(crate) fn new(id: ConnId, route: &str, plugin: &str, frames: usize, bytes: usize) -> Peer {
         Peer {
-            outbox: Outbox::new(queue),
+            outbox: Outbox::new(frames, bytes),
             id,
             route: route.into(),
+            plugin: plugin.into(),
+            queue_bytes: bytes,
             abort: Mutex::new(None),
             aborted: Notify::new(),
             meta: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Queue a frame. Returns false when the connection is gone. A full queue
-    /// means the client does not keep up: it is dropped, and the frame too.
-    pub(crate) fn send(&self, frame: Message) -> bool {
+    /// Queue a frame. A full queue means the client does not keep up: it is
+    /// dropped, and the frame too.
+    pub(crate) fn send(&self, frame: Message) -> Sent {
         match self.outbox.push(frame) {
-            Ok(()) => true,
+            Ok(()) => Sent::Queued,
             Err(Refused::Full) => {
-                if self.abort(CLOSE_TOO_SLOW, "client too slow") {
-                    tracing::warn!(conn = self.id, "send queue full, dropping slow client");
+                if self.abort(Close::TooSlow) {
+                    tracing::warn!(conn = self.id, plugin = &*self.plugin, "send queue full, dropping slow client");
                 }
-                false
+                Sent::Full
             }
-            Err(Refused::Closed) => false,
+            Err(Refused::Closed) => Sent::Closed,
         }
     }
 
@@ -77,19 +94,29 @@ impl Peer {
         &self.outbox
     }
 
-    /// Close after the frames already queued.
-    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
+    /// The outbox's byte budget, for [`Outbox::take`].
+    pub(crate) fn queue_bytes(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// Close after the frames already queued, with a plugin's code and reason.
+    pub(crate) fn close_with(&self, code: u16, reason: &str) -> Sent {
         self.send(Message::Close(Some(close_frame(code, reason))))
+    }
+
+    /// Close after the frames already queued, for one of the host's reasons.
+    pub(crate) fn close(&self, why: Close) -> Sent {
+        self.send(Message::Close(Some(why.frame())))
     }
 
     /// Close now, dropping whatever is still queued. Returns false when the
     /// connection was already being dropped.
-    pub(crate) fn abort(&self, code: u16, reason: &str) -> bool {
+    pub(crate) fn abort(&self, why: Close) -> bool {
         let mut abort = self.abort.lock();
         if abort.is_some() {
             return false;
         }
-        *abort = Some(close_frame(code, reason));
+        *abort = Some(why.frame());
         self.aborted.notify_one();
         true
     }
@@ -104,8 +131,14 @@ impl Peer {
         }
     }
 
-    pub(crate) fn set_meta(&self, key: String, value: String) {
-        self.meta.lock().insert(key, value);
+    /// Attach a value; a new key beyond `max_keys` is refused.
+    pub(crate) fn set_meta(&self, key: String, value: String, max_keys: usize) -> Result<(), usize> {
+        let mut meta = self.meta.lock();
+        if meta.len() >= max_keys && !meta.contains_key(&key) {
+            return Err(max_keys);
+        }
+        meta.insert(key, value);
+        Ok(())
     }
 
     pub(crate) fn meta(&self, key: &str) -> Option<String> {
@@ -113,12 +146,39 @@ impl Peer {
     }
 }
 
-/// A close frame; the reason is cut to the 123 bytes a control frame allows,
-/// on a character boundary.
-pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A log writer that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() }
+
+    #[test]
+    fn a_full_queue_drops_the_client_names_its_plugin_and_says_so_to_the_sender() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let peer = Peer::new(7, "/chat/:room", "chat", 1, 1 << 20);
+        let outcomes = tracing::subscriber::with_default(subscriber, || {
+            [peer.send(Message::text("a")), peer.send(Message::text("b")), peer.send(Message::text("c"))]
+        });
+        assert_eq!(outcomes, [Sent::Queued, Sent::Full, Sent::Full]);
+        let logs = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        assert_eq!(logs.matches("dropping slow client").count(), 1, "logged once: {logs}");
+        assert!(logs.contains("plugin=\"chat\"") && logs.contains("conn=7"), "{logs}");
+    }
 }

@@ -40,6 +40,21 @@ impl Presence {
         self.rooms.contains_key(room)
     }
 
+    /// Stop tracking `room` (it emptied).
+    pub(crate) fn forget(&mut self, room: &str) {
+        self.rooms.remove(room);
+    }
+
+    /// Keep tracking only the rooms for which `keep` holds.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.rooms.retain(|room, _| keep(room));
+    }
+
+    /// How many rooms are tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// One more connection of `user` in `room`.
     pub(crate) fn arrive(&mut self, room: &str, user: &Arc<str>) -> Option<Change> {
         let count = self.rooms.get_mut(room)?.entry(Arc::clone(user)).or_default();

@@ -12,15 +12,12 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 
 use crate::channel::Channel;
+use crate::close::Close;
 use crate::config::Config;
-use crate::routes::{RouteError, RoutePattern, RouteTable};
+use crate::loading::routes::{RouteError, RoutePattern, RouteTable};
 use crate::runtime::{Compiled, Linked, LoadError, PluginHandle, PluginInfo, Runtime, Tier};
-
-/// Close code and reason for connections whose plugin or route went away.
-const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// Why a plugin file was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +39,19 @@ pub enum PluginError {
     /// A route is malformed or served by another plugin.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The configuration pins the plugin's name to another file or build
+    /// (`[plugin.NAME] file` or `sha256`).
+    #[error("the plugin name `{name}` is pinned to {pin} in the configuration")]
+    Pinned {
+        /// The plugin name.
+        name: String,
+        /// The file or hash it is pinned to.
+        pin: String,
+    },
+    /// At start-up, other files claim the same name or route, and no pin
+    /// settles it: every party is refused, whatever the files' order.
+    #[error("{0}")]
+    Contested(String),
     /// The plugin could not be started, or the new version refused to take over.
     #[error("cannot start: {0}")]
     Start(String),
@@ -120,8 +130,12 @@ impl Registry {
     }
 
     /// Make the loaded plugins match the `*.wasm` files of `dir`: load new
-    /// and changed files (compiled in parallel, applied in name order), and
-    /// unload plugins whose file is gone. Failures are logged and recorded.
+    /// and changed files, and unload plugins whose file is gone. Every file
+    /// is compiled and described at once (each `describe` under its own
+    /// deadline); files that contest a name or a route with each other are
+    /// all refused, unless a pin in the configuration settles it, so the
+    /// outcome does not depend on their order. Failures are logged and
+    /// recorded.
     pub(crate) async fn sync_dir(self: &Arc<Self>, dir: &Path, since: Instant) -> anyhow::Result<usize> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|error| anyhow::anyhow!("cannot read plugins folder {}: {error}", dir.display()))?
@@ -134,11 +148,44 @@ impl Registry {
                 self.unload_file(&plugin.file).await;
             }
         }
-        // Compile them all at once (on blocking threads), apply in order.
-        let compiling: Vec<_> = files.into_iter().map(|file| (self.start_compiling(&file), file)).collect();
+        let preparing: Vec<_> = files
+            .into_iter()
+            .map(|file| {
+                let registry = Arc::clone(self);
+                let task = tokio::spawn({
+                    let file = file.clone();
+                    async move { registry.prepare(&file).await }
+                });
+                (file, task)
+            })
+            .collect();
+        let mut prepared = Vec::new();
+        for (file, task) in preparing {
+            let outcome =
+                task.await.unwrap_or_else(|panic| Err(PluginError::Start(format!("loader panicked: {panic}"))));
+            prepared.push((file, outcome));
+        }
+        let candidates: Vec<Candidate<'_>> = prepared
+            .iter()
+            .filter_map(|(file, outcome)| match outcome {
+                Ok(Some(ready)) => Some(Candidate {
+                    file,
+                    info: &ready.compiled.info,
+                    pinned: self.is_pinned_to(&ready.compiled.info.name, file, &ready.sha256),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut contested = contested(&candidates);
+        drop(candidates);
         let mut loaded = 0;
-        for (compiling, file) in compiling {
-            let outcome = self.load(&file, compiling, since).await;
+        for (file, outcome) in prepared {
+            let outcome = match (contested.remove(&file), outcome) {
+                (Some(why), _) => Err(PluginError::Contested(why)),
+                (None, Ok(Some(ready))) => self.apply_prepared(&file, ready, since).await,
+                (None, Ok(None)) => Ok(Loaded::Unchanged),
+                (None, Err(error)) => Err(error),
+            };
             loaded += usize::from(outcome.is_ok());
             self.report(&file, outcome, since);
         }
@@ -152,8 +199,37 @@ impl Registry {
             self.failures.lock().remove(file);
             return;
         }
-        let outcome = self.load(file, self.start_compiling(file), since).await;
+        let outcome = match self.prepare(file).await {
+            Ok(Some(ready)) => self.apply_prepared(file, ready, since).await,
+            Ok(None) => Ok(Loaded::Unchanged),
+            Err(error) => Err(error),
+        };
         self.report(file, outcome, since);
+    }
+
+    /// Compile (on a blocking thread: it is CPU work) and describe a file;
+    /// `None` when its bytes are those already loaded.
+    async fn prepare(self: &Arc<Self>, file: &Path) -> Result<Option<Prepared>, PluginError> {
+        let registry = Arc::clone(self);
+        let path = file.to_owned();
+        let compiled = tokio::task::spawn_blocking(move || registry.compile_file(&path))
+            .await
+            .map_err(|panic| PluginError::Start(format!("compiler panicked: {panic}")))??;
+        let Some((sha256, linked)) = compiled else { return Ok(None) };
+        Ok(Some(Prepared { sha256, compiled: self.introduce(linked).await? }))
+    }
+
+    /// Make a prepared plugin serve; a quick build is then followed by the
+    /// optimised one.
+    async fn apply_prepared(
+        self: &Arc<Self>,
+        file: &Path,
+        ready: Prepared,
+        since: Instant,
+    ) -> Result<Loaded, PluginError> {
+        let loaded = self.apply(file, ready.sha256, ready.compiled, since).await?;
+        self.start_tier_up(file);
+        Ok(loaded)
     }
 
     /// If the plugin of `file` serves a quick build, build it optimised in
@@ -202,33 +278,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Compile `file` on a blocking thread: it is CPU work.
-    fn start_compiling(self: &Arc<Self>, file: &Path) -> JoinHandle<Result<Option<(String, Linked)>, PluginError>> {
-        let registry = Arc::clone(self);
-        let file = file.to_owned();
-        tokio::task::spawn_blocking(move || registry.compile_file(&file))
-    }
-
-    /// Wait for a compilation and make its result serve; a quick build is
-    /// then followed by the optimised one.
-    async fn load(
-        self: &Arc<Self>,
-        file: &Path,
-        compiling: JoinHandle<Result<Option<(String, Linked)>, PluginError>>,
-        since: Instant,
-    ) -> Result<Loaded, PluginError> {
-        match compiling.await {
-            Ok(Ok(Some((sha256, linked)))) => {
-                let loaded = self.apply(file, sha256, self.introduce(linked).await?, since).await?;
-                self.start_tier_up(file);
-                Ok(loaded)
-            }
-            Ok(Ok(None)) => Ok(Loaded::Unchanged),
-            Ok(Err(error)) => Err(error),
-            Err(panic) => Err(PluginError::Start(format!("compiler panicked: {panic}"))),
-        }
-    }
-
     fn report(&self, file: &Path, outcome: Result<Loaded, PluginError>, since: Instant) {
         let elapsed = since.elapsed();
         match outcome {
@@ -267,17 +316,40 @@ impl Registry {
 
     /// Ask a compiled plugin who it is, and give it the limits configured for that name.
     async fn introduce(&self, linked: Linked) -> Result<Compiled, PluginError> {
-        let mut compiled = linked.describe().await?;
+        let mut compiled = linked.describe(&self.config.limits).await?;
         let limits = self.config.limits_for(&compiled.info.name);
-        compiled.set_limits(crate::runtime::Limits {
-            max_memory: limits.plugin_memory,
-            callback_timeout: limits.callback_timeout,
-        });
+        compiled.set_limits(crate::runtime::Limits::from(&limits));
         Ok(compiled)
     }
 
+    /// Whether the configuration pins plugin `name` to `file` (or this hash).
+    fn is_pinned_to(&self, name: &str, file: &Path, sha256: &str) -> bool {
+        let pinned = self.config.plugin.get(name).is_some_and(|pin| pin.file.is_some() || pin.sha256.is_some());
+        pinned && self.pin_allows(name, file, sha256).is_ok()
+    }
+
+    /// Whether the configuration lets plugin `name` load from `file` with
+    /// this hash: yes when the name is not pinned.
+    fn pin_allows(&self, name: &str, file: &Path, sha256: &str) -> Result<(), PluginError> {
+        let Some(settings) = self.config.plugin.get(name) else { return Ok(()) };
+        if let Some(pinned) = &settings.file {
+            let pinned = self.config.plugins.join(pinned);
+            if pinned != file {
+                return Err(PluginError::Pinned { name: name.to_owned(), pin: pinned.display().to_string() });
+            }
+        }
+        if let Some(pinned) = &settings.sha256
+            && !pinned.eq_ignore_ascii_case(sha256)
+        {
+            return Err(PluginError::Pinned { name: name.to_owned(), pin: format!("sha256 {pinned}") });
+        }
+        Ok(())
+    }
+
     /// Make a compiled plugin serve: start it, or hand it to the running
-    /// version of the same plugin, then switch the routes over.
+    /// version of the same plugin, then switch the routes over. Nothing
+    /// changes unless the new version is up: a file that now holds another
+    /// plugin keeps serving the old one if the new one fails.
     async fn apply(
         &self,
         file: &Path,
@@ -289,6 +361,7 @@ impl Registry {
         let info = compiled.info.clone();
         let optimised = AtomicBool::new(compiled.tier == Tier::Optimised);
         let name = info.name.clone();
+        self.pin_allows(&name, file, &sha256)?;
         let previous = self.plugins().into_iter().find(|plugin| plugin.file == file);
         if let Some(other) = self.plugins.lock().get(&name).filter(|other| other.file != file) {
             return Err(PluginError::NameTaken { name, other: other.file.clone() });
@@ -309,11 +382,11 @@ impl Registry {
                 (previous.handle.clone(), Loaded::Replaced { name: name.clone(), from, to: info.version.clone() })
             }
             None => {
-                if let Some(previous) = &previous {
-                    // The file now holds another plugin: the old one goes.
-                    self.unload_plugin(previous, "plugin replaced");
-                }
                 let handle = PluginHandle::start(compiled, self.channel(&name)).await.map_err(PluginError::Start)?;
+                if let Some(previous) = &previous {
+                    // The file now holds another plugin, which is up: the old one goes.
+                    self.unload_plugin(previous, Close::PluginReplaced).await;
+                }
                 (handle, Loaded::New { name: name.clone(), version: info.version.clone() })
             }
         };
@@ -331,10 +404,11 @@ impl Registry {
         }
         self.routes.store(Arc::new(table));
         self.plugins.lock().insert(name, Arc::clone(&plugin));
-        // Connections on routes the new version no longer serves.
+        // Connections on routes the new version no longer serves (later
+        // ones are refused by the plugin itself).
         for peer in plugin.channel.peers() {
             if !plugin.info.routes.iter().any(|route| **route == *peer.route) {
-                peer.close(CLOSE_GOING_AWAY, "route removed");
+                peer.close(Close::RouteRemoved);
             }
         }
         tracing::debug!(plugin = plugin.info.name, elapsed = ?since.elapsed(), "routes switched");
@@ -345,23 +419,29 @@ impl Registry {
     pub(crate) async fn unload_file(&self, file: &Path) {
         let _changing = self.changing.lock().await;
         if let Some(plugin) = self.plugins().into_iter().find(|plugin| plugin.file == file) {
-            self.unload_plugin(&plugin, "plugin removed");
+            self.unload_plugin(&plugin, Close::PluginRemoved).await;
             tracing::info!(plugin = plugin.info.name, file = %file.display(), "plugin unloaded");
         }
     }
 
-    /// Stop routing to a plugin and close its connections with 1001. Its
-    /// instance is dropped once the last connection has said goodbye.
-    fn unload_plugin(&self, plugin: &LoadedPlugin, reason: &str) {
+    /// Stop routing to a plugin, make it refuse connections routed to it
+    /// just before, and close its connections with 1001. Its instance is
+    /// dropped once the last connection has said goodbye.
+    async fn unload_plugin(&self, plugin: &LoadedPlugin, why: Close) {
         self.routes.store(Arc::new(self.routes.load().without(&plugin.info.name)));
         self.plugins.lock().remove(&plugin.info.name);
+        plugin.handle.retire().await;
         for peer in plugin.channel.peers() {
-            peer.close(CLOSE_GOING_AWAY, reason);
+            peer.close(why);
         }
     }
 
     fn channel(&self, name: &str) -> Arc<Channel> {
-        Arc::clone(self.channels.lock().entry(name.to_owned()).or_insert_with(|| Arc::new(Channel::new(name))))
+        let mut channels = self.channels.lock();
+        let channel = channels
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Channel::new(name, self.config.limits_for(name))));
+        Arc::clone(channel)
     }
 
     /// The plugin serving `path`, if any.
@@ -392,6 +472,7 @@ impl Registry {
             .plugins()
             .iter()
             .map(|plugin| {
+                let stats = plugin.channel.stats();
                 json!({
                     "name": plugin.info.name,
                     "version": plugin.info.version,
@@ -399,7 +480,13 @@ impl Registry {
                     "file": plugin.file.display().to_string(),
                     "sha256": plugin.sha256,
                     "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
-                    "connections": plugin.channel.connection_count(),
+                    "connections": stats.connections,
+                    "rooms": stats.rooms,
+                    "tracked_rooms": stats.tracked_rooms,
+                    "kv_keys": stats.kv_keys,
+                    "kv_bytes": stats.kv_bytes,
+                    "log_dropped": stats.log_dropped,
+                    "presence_events_dropped": stats.presence_events_dropped,
                     "optimised": plugin.optimised.load(Ordering::Relaxed),
                     "last_error": failures.get(&plugin.file),
                 })
@@ -411,6 +498,56 @@ impl Registry {
             .collect();
         json!({ "plugins": plugins, "errors": errors })
     }
+}
+
+/// A file compiled and described, ready to serve.
+struct Prepared {
+    sha256: String,
+    compiled: Compiled,
+}
+
+/// A file that may serve, among those loaded together at start-up.
+#[derive(Debug)]
+struct Candidate<'a> {
+    file: &'a Path,
+    info: &'a PluginInfo,
+    /// Whether the configuration pins the plugin's name to this file.
+    pinned: bool,
+}
+
+/// The candidates refused because they contest a name or a route with
+/// another candidate, and why. A pinned candidate wins against unpinned
+/// ones; otherwise every party is refused, so that which file serves never
+/// depends on how the files sort.
+fn contested(candidates: &[Candidate<'_>]) -> BTreeMap<PathBuf, String> {
+    let mut refused = BTreeMap::new();
+    let display =
+        |candidate: &Candidate<'_>| format!("{} (plugin `{}`)", candidate.file.display(), candidate.info.name);
+    for (index, one) in candidates.iter().enumerate() {
+        for other in &candidates[index + 1..] {
+            let clash = if one.info.name == other.info.name {
+                Some(format!("the name `{}`", one.info.name))
+            } else {
+                one.info.routes.iter().find_map(|route| {
+                    let mine = RoutePattern::parse(route).ok()?;
+                    let theirs = other.info.routes.iter().filter_map(|route| RoutePattern::parse(route).ok());
+                    theirs.into_iter().any(|theirs| theirs.same_shape(&mine)).then(|| format!("the route `{route}`"))
+                })
+            };
+            let Some(clash) = clash else { continue };
+            for (loser, winner) in [(one, other), (other, one)] {
+                if !loser.pinned || winner.pinned {
+                    let why = format!(
+                        "{clash} is also claimed by {}; pin the right plugin to its file in the configuration \
+                         ([plugin.NAME] file = \"...\")",
+                        display(winner)
+                    );
+                    refused.entry(loser.file.to_owned()).or_insert(why);
+                }
+            }
+        }
+    }
+    refused
 }
 
 /// `*.wasm`, and not a hidden file (editors and our own scripts write
@@ -432,4 +569,48 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{byte:02x}");
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, routes: &[&str]) -> PluginInfo {
+        PluginInfo { name: name.into(), version: "1".into(), routes: routes.iter().map(|r| (*r).to_owned()).collect() }
+    }
+
+    fn refused(plugins: &[(&str, PluginInfo, bool)]) -> Vec<String> {
+        let files: Vec<PathBuf> = plugins.iter().map(|(file, _, _)| PathBuf::from(file)).collect();
+        let candidates: Vec<Candidate<'_>> = plugins
+            .iter()
+            .zip(&files)
+            .map(|((_, info, pinned), file)| Candidate { file, info, pinned: *pinned })
+            .collect();
+        contested(&candidates).into_keys().map(|file| file.display().to_string()).collect()
+    }
+
+    #[test]
+    fn every_party_of_a_conflict_is_refused_whatever_the_order() {
+        let echo = info("echo", &["/echo"]);
+        let squatter = info("squatter", &["/echo"]);
+        let chat = info("chat", &["/chat/:room"]);
+        let refused_both = refused(&[
+            ("0.wasm", squatter.clone(), false),
+            ("1.wasm", echo.clone(), false),
+            ("2.wasm", chat.clone(), false),
+        ]);
+        assert_eq!(refused_both, ["0.wasm", "1.wasm"]);
+        let reversed =
+            refused(&[("0.wasm", echo.clone(), false), ("1.wasm", squatter, false), ("2.wasm", chat, false)]);
+        assert_eq!(reversed, ["0.wasm", "1.wasm"]);
+        assert_eq!(refused(&[("a.wasm", echo.clone(), false), ("b.wasm", echo, false)]), ["a.wasm", "b.wasm"]);
+    }
+
+    #[test]
+    fn a_pinned_plugin_wins_its_conflicts() {
+        let echo = info("echo", &["/echo"]);
+        let squatter = info("squatter", &["/echo"]);
+        let refused = refused(&[("0.wasm", squatter, false), ("1.wasm", echo.clone(), false), ("2.wasm", echo, true)]);
+        assert_eq!(refused, ["0.wasm", "1.wasm"]);
+    }
 }

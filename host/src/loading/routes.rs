@@ -76,7 +76,7 @@ impl RoutePattern {
     }
 
     /// Whether both patterns match exactly the same paths (`/a/:x` and `/a/:y` do).
-    fn same_shape(&self, other: &RoutePattern) -> bool {
+    pub(crate) fn same_shape(&self, other: &RoutePattern) -> bool {
         self.segments.len() == other.segments.len()
             && self.segments.iter().zip(&other.segments).all(|pair| match pair {
                 (Segment::Literal(a), Segment::Literal(b)) => a == b,

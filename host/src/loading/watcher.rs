@@ -10,19 +10,26 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-use crate::registry::{Registry, is_plugin_file};
+use crate::loading::registry::{Registry, is_plugin_file};
 
 /// How long a file must be quiet before it is (re)loaded.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(100);
 /// How long to wait after a file was closed or renamed into place, to catch
 /// the rest of a burst (several files saved together).
 pub(crate) const SETTLE: Duration = Duration::from_millis(10);
+
+/// Events queued between the watcher thread and the reload task. When the
+/// queue is full, events are not queued but the next look is a rescan of the
+/// whole folder: nothing is lost, and memory stays bounded whatever the
+/// folder's churn.
+const QUEUE: usize = 1024;
 
 /// What the watcher thread tells the reload task.
 enum Change {
@@ -43,27 +50,32 @@ pub(crate) struct PluginWatcher {
 impl PluginWatcher {
     /// Start watching `dir` (not recursively: plugins are files directly in it).
     pub(crate) fn start(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<PluginWatcher> {
-        let (changes, queue) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if event.need_rescan() => {
-                let _ = changes.send(Change::Rescan);
+        let (changes, queue) = mpsc::channel(QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let overflow = Arc::clone(&overflowed);
+        let send = move |change: Change| {
+            if changes.try_send(change).is_err() {
+                overflow.store(true, Ordering::SeqCst);
             }
+        };
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if event.need_rescan() => send(Change::Rescan),
             Ok(event) if is_content_change(&event.kind) => {
                 let complete = is_completion(&event.kind);
                 for path in event.paths.into_iter().filter(|path| is_plugin_file(path)) {
-                    let _ = changes.send(Change::File { path, complete });
+                    send(Change::File { path, complete });
                 }
             }
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!("plugin folder watch error, rescanning: {error}");
-                let _ = changes.send(Change::Rescan);
+                send(Change::Rescan);
             }
         })?;
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch plugins folder {}", dir.display()))?;
-        tokio::spawn(reload_loop(dir.to_owned(), registry, queue));
+        tokio::spawn(reload_loop(dir.to_owned(), registry, queue, overflowed));
         tracing::info!(folder = %dir.display(), "watching for plugin changes");
         Ok(PluginWatcher { _watcher: watcher })
     }
@@ -94,19 +106,33 @@ fn is_completion(kind: &EventKind) -> bool {
     )
 }
 
-async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: mpsc::UnboundedReceiver<Change>) {
+async fn reload_loop(
+    dir: PathBuf,
+    registry: Arc<Registry>,
+    mut queue: mpsc::Receiver<Change>,
+    overflowed: Arc<AtomicBool>,
+) {
     // File → when its first event of the current burst arrived, and
     // whether its last event said it is complete.
     let mut pending: HashMap<PathBuf, (Instant, bool)> = HashMap::new();
     let mut rescan: Option<Instant> = None;
     while let Some(change) = queue.recv().await {
         note(change, &mut pending, &mut rescan);
+        if overflowed.swap(false, Ordering::SeqCst) {
+            tracing::warn!("too many plugin folder events at once, rescanning the folder");
+            note(Change::Rescan, &mut pending, &mut rescan);
+        }
         // Wait until the folder has been quiet long enough.
         loop {
             let all_complete = rescan.is_none() && pending.values().all(|(_, complete)| *complete);
             let quiet = if all_complete { SETTLE } else { DEBOUNCE };
             match tokio::time::timeout(quiet, queue.recv()).await {
-                Ok(Some(change)) => note(change, &mut pending, &mut rescan),
+                Ok(Some(change)) => {
+                    note(change, &mut pending, &mut rescan);
+                    if overflowed.swap(false, Ordering::SeqCst) {
+                        note(Change::Rescan, &mut pending, &mut rescan);
+                    }
+                }
                 Ok(None) => return,
                 Err(_quiet) => break,
             }

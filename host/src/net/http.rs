@@ -21,23 +21,22 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::auth::{Identity, identify};
-use crate::peer::{Peer, close_frame};
-use crate::registry::Routed;
+use crate::api::auth::{Identity, identify};
+use crate::channel::peer::Peer;
+use crate::close::{Close, close_frame};
+use crate::loading::registry::Routed;
+use crate::net::server::{Shared, Shutdown};
+use crate::net::websocket::Rules;
 use crate::runtime::ConnectRequest;
-use crate::server::Shared;
-use crate::websocket::Rules;
 
 type Body = Full<Bytes>;
-
-/// Close code for a connection refused by policy (bad token).
-const CLOSE_POLICY: u16 = 1008;
 
 /// Answer one HTTP request.
 pub(crate) async fn handle(
     request: Request<Incoming>,
     shared: Arc<Shared>,
     remote: SocketAddr,
+    shutdown: Shutdown,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
     if path.starts_with("/api/") {
@@ -45,12 +44,15 @@ pub(crate) async fn handle(
     }
     let Some(routed) = shared.registry.route(path) else {
         let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
-        return Ok(match crate::static_files::resolve(&shared.config.public, path).filter(|_| is_read) {
-            Some(file) => crate::static_files::serve(&file, request.method(), request.headers()).await,
+        return Ok(match crate::net::static_files::resolve(&shared.config.public, path).filter(|_| is_read) {
+            Some(file) => {
+                let max = shared.config.limits.max_static_file;
+                crate::net::static_files::serve(&file, max, request.method(), request.headers()).await
+            }
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         });
     };
-    Ok(upgrade(request, shared, routed, remote))
+    Ok(upgrade(request, shared, routed, remote, shutdown))
 }
 
 /// `/api/*`, with CORS for the allowed origins.
@@ -86,15 +88,21 @@ async fn api(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
 async fn publish(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     use http_body_util::{BodyExt, Limited};
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-    if !crate::publish::authorised(authorization, shared.api_key.as_deref()) {
+    if !crate::api::publish::authorised(authorization, shared.api_key.as_deref()) {
         return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <api key>` header is required");
     }
-    let body = match Limited::new(request.into_body(), crate::publish::MAX_BODY).collect().await {
+    let max = shared.config.limits.max_publish_body;
+    let body = match Limited::new(request.into_body(), max).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB or was cut short"),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {max} bytes or was cut short"),
+            );
+        }
     };
-    let outcome = match crate::publish::parse(&body) {
-        Ok(publish) => crate::publish::deliver(&shared.registry, publish).await,
+    let outcome = match crate::api::publish::parse(&body) {
+        Ok(publish) => crate::api::publish::deliver(&shared.registry, publish).await,
         Err(failure) => Err(failure),
     };
     match outcome {
@@ -112,7 +120,13 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 /// Accept a WebSocket upgrade and start the connection's task.
-fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, remote: SocketAddr) -> Response<Body> {
+fn upgrade(
+    mut request: Request<Incoming>,
+    shared: Arc<Shared>,
+    routed: Routed,
+    remote: SocketAddr,
+    shutdown: Shutdown,
+) -> Response<Body> {
     let Some(accept) = websocket_accept(request.method(), request.headers()) else {
         let mut response = text(StatusCode::UPGRADE_REQUIRED, "this path is a WebSocket channel\n");
         response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -126,7 +140,7 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
     let plugin = routed.plugin;
     let name = plugin.info.name.as_str();
     let limits = shared.config.limits_for(name);
-    let admitted = match shared.admit(remote.ip(), &limits, plugin.channel.connection_count()) {
+    let admitted = match shared.admit(remote.ip(), &plugin.channel) {
         Ok(admitted) => admitted,
         Err((status, why)) => {
             tracing::warn!(%remote, plugin = name, "connection refused: {why}");
@@ -160,6 +174,7 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
         message_burst: limits.message_burst,
         ping_interval: shared.config.keepalive.ping_interval,
         ping_timeout: shared.config.keepalive.ping_timeout,
+        close_timeout: shared.config.limits.close_timeout,
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
@@ -171,18 +186,18 @@ fn upgrade(mut request: Request<Incoming>, shared: Arc<Shared>, routed: Routed, 
                 return;
             }
         };
-        let config = shared.websocket_config(limits.max_message_size);
+        let config = shared.websocket_config(limits.max_message_size, limits.max_send_size);
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         if let Identity::Refused(reason) = identity {
             tracing::info!(%remote, plugin = plugin.info.name, "token refused: {reason}");
-            let goodbye = Message::Close(Some(close_frame(CLOSE_POLICY, &reason)));
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), futures_util::SinkExt::send(&mut ws, goodbye))
-                    .await;
+            let goodbye = Message::Close(Some(close_frame(Close::TokenRefused.code(), &reason)));
+            let _ = tokio::time::timeout(rules.close_timeout, futures_util::SinkExt::send(&mut ws, goodbye)).await;
             return;
         }
-        let peer = Peer::new(shared.next_connection_id(), &connect.route, limits.send_queue);
-        crate::websocket::run(ws, Arc::new(peer), plugin.handle.clone(), connect, rules).await;
+        let name = &plugin.info.name;
+        let peer =
+            Peer::new(shared.next_connection_id(), &connect.route, name, limits.send_queue, limits.send_queue_bytes);
+        crate::net::websocket::run(ws, Arc::new(peer), plugin.handle.clone(), connect, rules, shutdown).await;
     });
     let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use hyper::StatusCode;
@@ -14,25 +14,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::auth::TokenVerifier;
-use crate::config::{Config, Limits};
-use crate::registry::Registry;
+use crate::api::auth::TokenVerifier;
+use crate::channel::Channel;
+use crate::close::Close;
+use crate::config::Config;
+use crate::loading::registry::Registry;
+use crate::loading::watcher::PluginWatcher;
 use crate::runtime::Runtime;
-use crate::watcher::PluginWatcher;
-
-/// How long shutdown waits for connections to finish their closing handshake.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Each connection's read buffer, allocated up front. tungstenite's default
-/// (128 KiB) would cost over a gigabyte for 10k idle connections; 4 KiB cost
-/// 10.9 KiB of RSS per idle connection in the bench, 1 KiB costs 8.0 KiB.
-/// Larger messages are assembled elsewhere, so this only sets the read size.
-const READ_BUFFER: usize = 1024;
-/// Queued outgoing bytes before a write goes to the socket; `feed` fills it,
-/// `flush` empties it.
-const WRITE_BUFFER: usize = 64 * 1024;
 
 /// State shared by every connection's task.
 #[derive(Debug)]
@@ -45,13 +36,27 @@ pub(crate) struct Shared {
     pub(crate) api_key: Option<String>,
     /// The next connection id; ids are never reused while the server runs.
     next_connection: AtomicU64,
-    /// Open WebSocket connections, for `max_connections` and so that
-    /// shutdown knows when all are closed.
+    /// Admitted WebSocket connections (upgrading or open), for `max_connections`.
     open_connections: AtomicUsize,
-    /// Open connections per client address, for `max_connections_per_ip`.
+    /// Admitted connections per client address, for `max_connections_per_ip`.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Signalled whenever a connection ends.
-    connection_ended: Notify,
+}
+
+/// What every connection's task holds, from accept to its end (mini-redis's
+/// pattern): the signal to shut down, and, by being alive, the proof that
+/// the task is not done. The server waits until every copy is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Shutdown {
+    signal: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+}
+
+impl Shutdown {
+    /// Resolves once the server shuts down.
+    pub(crate) async fn requested(&mut self) {
+        // An error means the server is gone: that is a shutdown too.
+        let _ = self.signal.wait_for(|stop| *stop).await;
+    }
 }
 
 impl Shared {
@@ -59,12 +64,13 @@ impl Shared {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn websocket_config(&self, max_message_size: usize) -> WebSocketConfig {
+    pub(crate) fn websocket_config(&self, max_message_size: usize, max_send_size: usize) -> WebSocketConfig {
+        let limits = &self.config.limits;
         WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(WRITE_BUFFER)
-            // Plugins may send up to 16 MiB in one message (host_api.rs).
-            .max_write_buffer_size(WRITE_BUFFER + (16 << 20))
+            .read_buffer_size(limits.read_buffer_size)
+            .write_buffer_size(limits.write_buffer_size)
+            // One message of the largest size a plugin may send fits beside what is buffered.
+            .max_write_buffer_size(limits.write_buffer_size + max_send_size + 64)
             .max_message_size(Some(max_message_size))
             .max_frame_size(Some(max_message_size))
     }
@@ -81,17 +87,15 @@ impl Shared {
         }
     }
 
-    /// Count a new connection from `ip` to a plugin that has `channel_open`
-    /// connections, unless a limit says no (the status and reason to answer).
+    /// Count a new connection from `ip` to `channel`'s plugin, unless a
+    /// limit says no (the status and reason to answer). The slots are
+    /// reserved here, before the upgrade, so that concurrent upgrades cannot
+    /// overshoot a cap; they are given back when the returned value drops.
     pub(crate) fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
-        limits: &Limits,
-        channel_open: usize,
+        channel: &Arc<Channel>,
     ) -> Result<Admitted, (StatusCode, &'static str)> {
-        if channel_open >= limits.max_connections {
-            return Err((StatusCode::SERVICE_UNAVAILABLE, "this channel is full\n"));
-        }
         let mut per_ip = self.per_ip.lock();
         if self.open_connections.load(Ordering::SeqCst) >= self.config.limits.max_connections {
             return Err((StatusCode::SERVICE_UNAVAILABLE, "the server is full\n"));
@@ -100,9 +104,12 @@ impl Shared {
         if *from_ip >= self.config.limits.max_connections_per_ip {
             return Err((StatusCode::TOO_MANY_REQUESTS, "too many connections from your address\n"));
         }
+        if !channel.admit() {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "this channel is full\n"));
+        }
         *from_ip += 1;
         self.open_connections.fetch_add(1, Ordering::SeqCst);
-        Ok(Admitted { shared: Arc::clone(self), ip })
+        Ok(Admitted { shared: Arc::clone(self), channel: Arc::clone(channel), ip })
     }
 }
 
@@ -110,6 +117,7 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct Admitted {
     shared: Arc<Shared>,
+    channel: Arc<Channel>,
     ip: IpAddr,
 }
 
@@ -123,7 +131,7 @@ impl Drop for Admitted {
             }
         }
         self.shared.open_connections.fetch_sub(1, Ordering::SeqCst);
-        self.shared.connection_ended.notify_waiters();
+        self.channel.release();
     }
 }
 
@@ -168,7 +176,6 @@ impl Server {
             next_connection: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
-            connection_ended: Notify::new(),
         });
         Ok(Server { listener, shared, watcher })
     }
@@ -179,60 +186,67 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serve until `shutdown` resolves, then close every connection with
-    /// 1001 and wait (a bounded time) for them to finish.
+    /// Serve until `shutdown` resolves, then shut down: stop accepting, ask
+    /// every connection to close (WebSocket connections get 1001 after what
+    /// is queued for them, idle HTTP connections are closed), wait up to
+    /// `shutdown_grace`, then drop whoever is left.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Server { listener, shared, watcher } = self;
+        let (stop, signal) = watch::channel(false);
+        let (alive, mut all_done) = mpsc::channel::<()>(1);
+        let guard = Shutdown { signal, _alive: alive };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, remote)) => serve_http(stream, remote, Arc::clone(&shared)),
+                    Ok((stream, remote)) => serve_http(stream, remote, Arc::clone(&shared), guard.clone()),
                     // Out of file descriptors and the like: keep serving the
                     // connections we have, try again shortly.
                     Err(error) => {
                         tracing::warn!("accept failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                 },
             }
         }
-        drop((listener, watcher));
-        close_all(&shared).await;
+        drop((listener, watcher, guard));
+        let _ = stop.send(true);
+        let limits = &shared.config.limits;
+        if tokio::time::timeout(limits.shutdown_grace, all_done.recv()).await.is_err() {
+            let open = shared.open_connections.load(Ordering::SeqCst);
+            tracing::warn!(open, "shutdown: connections still open after the grace period, dropping them");
+            for plugin in shared.registry.plugins() {
+                for peer in plugin.channel.peers() {
+                    peer.abort(Close::Shutdown);
+                }
+            }
+            let _ = tokio::time::timeout(limits.close_timeout, all_done.recv()).await;
+        }
         Ok(())
     }
 }
 
-fn serve_http(stream: tokio::net::TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
+/// Serve one TCP connection's HTTP requests (and upgrades) on a task of its
+/// own. On shutdown hyper finishes the request in progress, if any, and
+/// closes the connection.
+fn serve_http(stream: tokio::net::TcpStream, remote: SocketAddr, shared: Arc<Shared>, shutdown: Shutdown) {
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
-        let service = service_fn(move |request| crate::http::handle(request, Arc::clone(&shared), remote));
+        let mut signal = shutdown.clone();
+        let service =
+            service_fn(move |request| crate::net::http::handle(request, Arc::clone(&shared), remote, shutdown.clone()));
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-        if let Err(error) = connection.await {
+        tokio::pin!(connection);
+        let outcome = tokio::select! {
+            outcome = &mut connection => outcome,
+            () = signal.requested() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = outcome {
             tracing::debug!(%remote, "http connection ended: {error}");
         }
     });
-}
-
-/// Close every WebSocket connection with 1001, after what is already
-/// queued for it, and wait (a bounded time) until they are gone.
-async fn close_all(shared: &Shared) {
-    for plugin in shared.registry.plugins() {
-        for peer in plugin.channel.peers() {
-            peer.close(1001, "server shutting down");
-        }
-    }
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    loop {
-        let ended = shared.connection_ended.notified();
-        let open = shared.open_connections.load(Ordering::SeqCst);
-        if open == 0 {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, ended).await.is_err() {
-            tracing::warn!(open, "shutdown: connections still open after the grace period");
-            break;
-        }
-    }
 }

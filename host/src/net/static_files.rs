@@ -11,9 +11,6 @@ use hyper::{Method, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
-/// Largest file served, in bytes: this is for pages and their assets.
-const MAX_FILE: u64 = 16 << 20;
-
 /// The file under `root` that `path` names, or `None` when it names none
 /// or tries to leave `root` (`..`, hidden files, backslashes, NUL).
 pub(crate) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
@@ -32,9 +29,15 @@ pub(crate) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
-/// Serve `file`, or answer 304 when the client's copy is current.
-pub(crate) async fn serve(file: &Path, method: &Method, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
-    let too_big = tokio::fs::metadata(file).await.map(|meta| meta.len() > MAX_FILE).unwrap_or(true);
+/// Serve `file` (up to `max_size` bytes: this is for pages and their
+/// assets), or answer 304 when the client's copy is current.
+pub(crate) async fn serve(
+    file: &Path,
+    max_size: u64,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
+    let too_big = tokio::fs::metadata(file).await.map(|meta| meta.len() > max_size).unwrap_or(true);
     let bytes = match tokio::fs::read(file).await {
         Ok(bytes) if !too_big => Bytes::from(bytes),
         _ => return plain(StatusCode::NOT_FOUND),

@@ -12,19 +12,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::peer::{CLOSE_TOO_SLOW, Peer, close_frame};
+use crate::channel::peer::Peer;
+use crate::close::{Close, close_frame};
+use crate::net::server::Shutdown;
 use crate::rate_limit::{TokenBucket, Verdict};
-use crate::runtime::{ConnectRequest, PluginHandle};
-
-/// How long the closing handshake may take before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The code reported to `on-close` when the socket ended without a close frame.
-const CLOSE_ABNORMAL: u16 = 1006;
-/// Close code for a client that keeps sending over its rate limit.
-const CLOSE_POLICY: u16 = 1008;
+use crate::runtime::{Callback, ConnectRequest, PluginHandle};
 
 /// The rules one connection is held to.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +29,8 @@ pub(crate) struct Rules {
     pub(crate) ping_interval: Duration,
     /// How long a ping may go unanswered, and a write may stay blocked.
     pub(crate) ping_timeout: Duration,
+    /// How long a closing handshake may take.
+    pub(crate) close_timeout: Duration,
 }
 
 /// Serve one upgraded connection until it closes, then tell the plugin.
@@ -43,6 +40,7 @@ pub(crate) async fn run<S>(
     plugin: PluginHandle,
     request: ConnectRequest,
     rules: Rules,
+    shutdown: Shutdown,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -51,7 +49,7 @@ pub(crate) async fn run<S>(
         // What on-connect queued (an explanation, say) goes out before the close.
         let mut frames = peer.outbox().close();
         frames.push_back(Message::Close(Some(close_frame(rejection.code, &rejection.reason))));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish(&mut ws, frames)).await;
+        let _ = tokio::time::timeout(rules.close_timeout, finish(&mut ws, frames)).await;
         return;
     }
     let mut connection = Connection {
@@ -59,14 +57,22 @@ pub(crate) async fn run<S>(
         peer: &peer,
         batch: VecDeque::new(),
         plugin: &plugin,
+        in_flight: None,
         bucket: TokenBucket::new(rules.messages_per_second, rules.message_burst),
         rules,
         expelled: false,
     };
-    let (code, reason) = connection.pump().await;
+    let (code, reason) = connection.pump(shutdown).await;
     // Frames sent from now on are refused: the plugin learns it reached no one.
     drop(peer.outbox().close());
     tracing::debug!(conn = peer.id, code, reason, "connection closed");
+    // The socket ends now, whatever the plugin is doing: its last message
+    // and on-close may have to wait for a busy plugin, the client need not.
+    let Connection { ws, in_flight, .. } = connection;
+    drop(ws);
+    if let Some(message) = in_flight {
+        message.await;
+    }
     plugin.closed(peer.id, code, reason).await;
 }
 
@@ -77,6 +83,11 @@ struct Connection<'a, S> {
     /// between batches, so that its allocation goes back to the queue.
     batch: VecDeque<Message>,
     plugin: &'a PluginHandle,
+    /// The client's message being handled by the plugin: at most one at a
+    /// time, so its messages are handled in order and a client cannot queue
+    /// work in the plugin. The connection keeps writing meanwhile (it may
+    /// wait for a busy plugin), and reads its next frame once this is done.
+    in_flight: Option<Callback<'a>>,
     bucket: TokenBucket,
     rules: Rules,
     /// Set once the client is being dropped for flooding: later messages
@@ -87,7 +98,7 @@ struct Connection<'a, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Move frames both ways until the connection ends; returns the close
     /// code and reason to report to the plugin.
-    async fn pump(&mut self) -> (u16, String) {
+    async fn pump(&mut self, mut shutdown: Shutdown) -> (u16, String) {
         // Set once our close frame went out: what to report, and when to stop
         // waiting for the peer's answer.
         let mut closing: Option<((u16, String), Instant)> = None;
@@ -95,6 +106,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let mut peer_close: Option<(u16, String)> = None;
         // When the peer must have said something (anything) by, after a ping.
         let mut answer_due: Option<Instant> = None;
+        // Set once the server's shutdown was seen: the goodbye is queued.
+        let mut shutting_down = false;
         let mut ping = tokio::time::interval_at(Instant::now() + self.rules.ping_interval, self.rules.ping_interval);
         // One wait for an abort for the whole connection, not one per turn
         // of the loop: each costs a lock and a waiter list entry.
@@ -102,12 +115,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let aborted = peer.aborted();
         tokio::pin!(aborted);
         let ended = |peer_close: Option<(u16, String)>, closing: Option<((u16, String), Instant)>| {
-            peer_close.or(closing.map(|(sent, _)| sent)).unwrap_or((CLOSE_ABNORMAL, String::new()))
+            peer_close.or(closing.map(|(sent, _)| sent)).unwrap_or_else(|| Close::Abnormal.parts())
         };
         loop {
             let deadline = closing.as_ref().map(|(_, deadline)| *deadline);
             tokio::select! {
-                () = peer.outbox().take(&mut self.batch), if closing.is_none() => {
+                () = peer.outbox().take(&mut self.batch, peer.queue_bytes()), if closing.is_none() => {
                     let written = tokio::select! {
                         // The write first: when it completes at once (the
                         // usual case), the timer below is never armed.
@@ -116,35 +129,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         // A blocked socket cannot take a goodbye either: drop it.
                         frame = &mut aborted => return close_parts(&frame),
                         () = tokio::time::sleep(self.rules.ping_timeout) => {
-                            tracing::warn!(conn = self.peer.id, "write blocked too long, dropping slow client");
-                            return (CLOSE_TOO_SLOW, "client too slow".to_owned());
+                            tracing::warn!(
+                                conn = peer.id, plugin = &*peer.plugin, "write blocked too long, dropping slow client"
+                            );
+                            return Close::TooSlow.parts();
                         }
                     };
                     match written {
-                        Ok(Some(sent)) => closing = Some((close_parts(&sent), Instant::now() + CLOSE_TIMEOUT)),
+                        Ok(Some(sent)) => closing = Some((close_parts(&sent), Instant::now() + self.rules.close_timeout)),
                         Ok(None) => {}
                         Err(_) => return ended(peer_close, closing),
                     }
                 }
-                incoming = self.ws.next() => {
+                () = finish_in_flight(&mut self.in_flight), if self.in_flight.is_some() => self.in_flight = None,
+                incoming = self.ws.next(), if self.in_flight.is_none() => {
                     answer_due = None;
                     match incoming {
                         Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                             if closing.is_none() {
-                                self.deliver(message).await;
+                                self.deliver(message);
                             }
                         }
                         Some(Ok(Message::Close(frame))) => {
                             // tungstenite answers the close frame itself; the stream ends next.
-                            peer_close = Some(frame.as_ref().map_or((1005, String::new()), close_parts));
+                            peer_close = Some(frame.as_ref().map_or_else(|| Close::NoStatus.parts(), close_parts));
                         }
                         Some(Ok(_)) => {} // ping and pong: tungstenite answers pings itself.
                         Some(Err(error)) => {
-                            tracing::debug!(conn = self.peer.id, "websocket error: {error}");
-                            let Some((code, reason)) = error_close(&error) else { return ended(peer_close, closing) };
-                            let goodbye = Message::Close(Some(close_frame(code, reason)));
-                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.send(goodbye)).await;
-                            return (code, reason.to_owned());
+                            tracing::debug!(conn = peer.id, "websocket error: {error}");
+                            // After our close frame, any end is the end of the handshake.
+                            let why = error_close(&error).filter(|_| closing.is_none());
+                            let Some(why) = why else { return ended(peer_close, closing) };
+                            let goodbye = Message::Close(Some(why.frame()));
+                            let _ = tokio::time::timeout(self.rules.close_timeout, self.ws.send(goodbye)).await;
+                            return why.parts();
                         }
                         None => return ended(peer_close, closing),
                     }
@@ -157,12 +175,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     }
                 }
                 () = sleep_until(answer_due) => {
-                    tracing::info!(conn = self.peer.id, "no answer to ping, dropping connection");
-                    return (CLOSE_ABNORMAL, "ping timeout".to_owned());
+                    tracing::info!(conn = peer.id, "no answer to ping, dropping connection");
+                    return Close::PingTimeout.parts();
+                }
+                () = shutdown.requested(), if !shutting_down => {
+                    // After what is already queued, like any close.
+                    shutting_down = true;
+                    peer.close(Close::Shutdown);
                 }
                 frame = &mut aborted => {
                     let parts = close_parts(&frame);
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish(&mut self.ws, vec![Message::Close(Some(frame))])).await;
+                    let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
+                    let _ = tokio::time::timeout(self.rules.close_timeout, goodbye).await;
                     return parts;
                 }
                 () = sleep_until(deadline) => return ended(peer_close, closing),
@@ -171,7 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     }
 
     /// Hand a client's message to the plugin, within the rate limit.
-    async fn deliver(&mut self, message: Message) {
+    fn deliver(&mut self, message: Message) {
         if self.expelled {
             return;
         }
@@ -180,7 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 // A reply queued by the callback would wake this very task
                 // for a second poll; the loop takes the queue right after.
                 self.peer.outbox().forget_reader();
-                self.plugin.message(self.peer.id, message).await;
+                self.in_flight = Some(self.plugin.message(self.peer.id, message));
             }
             Verdict::Refuse { first } => {
                 if first {
@@ -191,9 +215,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             Verdict::Disconnect => {
                 tracing::warn!(conn = self.peer.id, "rate limit exceeded for too long, disconnecting");
                 self.expelled = true;
-                self.peer.close(CLOSE_POLICY, "rate limit exceeded");
+                self.peer.close(Close::RateLimited);
             }
         }
+    }
+}
+
+/// Run the message in flight to its end (never called without one).
+async fn finish_in_flight(in_flight: &mut Option<Callback<'_>>) {
+    match in_flight {
+        Some(callback) => callback.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -226,7 +258,7 @@ where
 {
     while let Some(frame) = batch.pop_front() {
         if let Message::Close(close) = &frame {
-            let close = close.clone().unwrap_or_else(|| close_frame(1000, ""));
+            let close = close.clone().unwrap_or_else(|| Close::NoStatus.frame());
             batch.clear();
             ws.feed(frame).await?;
             ws.flush().await?;
@@ -242,13 +274,12 @@ fn close_parts(frame: &CloseFrame) -> (u16, String) {
     (u16::from(frame.code), frame.reason.as_str().to_owned())
 }
 
-/// The close frame a read error calls for, if the socket can still take one.
-fn error_close(error: &WsError) -> Option<(u16, &'static str)> {
+/// The close a read error calls for, if the socket can still take one.
+fn error_close(error: &WsError) -> Option<Close> {
     match error {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
-        WsError::Capacity(_) => Some((1009, "frame too big")),
-        WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
-        WsError::Protocol(_) => Some((1002, "protocol error")),
+        WsError::Capacity(_) => Some(Close::MessageTooBig),
+        WsError::Utf8(_) => Some(Close::InvalidUtf8),
+        WsError::Protocol(_) => Some(Close::Protocol),
         _ => None,
     }
 }

@@ -14,13 +14,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{HostError, HostImports, LogLevel, Payload, switchboard};
-use crate::channel::{CallError, Channel, MAX_META_VALUE_LEN, check_name};
-use crate::peer::ConnId;
-
-/// Largest message a plugin may send in one call, in bytes.
-const MAX_PAYLOAD_LEN: usize = 16 << 20;
-/// Largest log record a plugin may write, in bytes; longer ones are cut.
-const MAX_LOG_LEN: usize = 8 * 1024;
+use crate::channel::peer::{ConnId, Sent};
+use crate::channel::{CallError, Channel, LogVerdict};
+use crate::config::MAX_PLUGIN_CORE_INSTANCES;
 
 /// What a plugin's store holds: its channel, and an empty WASI context.
 pub(crate) struct HostState {
@@ -52,7 +48,10 @@ impl HostState {
             channel,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .instances(MAX_PLUGIN_CORE_INSTANCES)
+                .build(),
             delivered: 0,
             callback_timeout,
             deadline: Instant::now() + callback_timeout,
@@ -76,14 +75,14 @@ impl From<CallError> for HostError {
     }
 }
 
-/// Turn a plugin's payload into a frame, checking its size.
-fn frame(payload: Payload) -> Result<Message, HostError> {
+/// Turn a plugin's payload into a frame, checking its size against `max`.
+fn frame(payload: Payload, max: usize) -> Result<Message, HostError> {
     let len = match &payload {
         Payload::Text(text) => text.len(),
         Payload::Binary(bytes) => bytes.len(),
     };
-    if len > MAX_PAYLOAD_LEN {
-        return Err(HostError::InvalidArgument(format!("message longer than {MAX_PAYLOAD_LEN} bytes")));
+    if len > max {
+        return Err(HostError::InvalidArgument(format!("message longer than {max} bytes")));
     }
     Ok(match payload {
         Payload::Text(text) => Message::Text(text.into()),
@@ -96,14 +95,22 @@ impl switchboard::channel::types::Host for HostState {}
 impl HostImports for HostState {
     fn send(&mut self, connection: ConnId, message: Payload) -> Result<(), HostError> {
         let peer = self.channel.peer(connection)?;
-        if peer.send(frame(message)?) {
-            self.delivered += 1;
+        match peer.send(self.frame(message)?) {
+            Sent::Queued => self.delivered += 1,
+            Sent::Full => {
+                return Err(HostError::InvalidArgument(format!(
+                    "the send queue of connection {connection} is full: the client is too slow and is being \
+                     disconnected"
+                )));
+            }
+            // Closing: the plugin hears of it in on-close; what it sends until then goes nowhere.
+            Sent::Closed => {}
         }
         Ok(())
     }
 
     fn broadcast(&mut self, message: Payload, except: Option<ConnId>) -> u32 {
-        match frame(message) {
+        match self.frame(message) {
             Ok(frame) => self.count(self.channel.broadcast(&frame, except)),
             Err(error) => self.refused("broadcast", &error),
         }
@@ -118,7 +125,7 @@ impl HostImports for HostState {
     }
 
     fn publish(&mut self, room: String, message: Payload, except: Option<ConnId>) -> u32 {
-        match frame(message) {
+        match self.frame(message) {
             Ok(frame) => self.count(self.channel.publish(&room, &frame, except)),
             Err(error) => self.refused("publish", &error),
         }
@@ -137,20 +144,15 @@ impl HostImports for HostState {
     }
 
     fn close(&mut self, connection: ConnId, code: u16, reason: String) -> Result<(), HostError> {
-        if !is_sendable_close_code(code) {
+        if !crate::close::is_sendable(code) {
             return Err(HostError::InvalidArgument(format!("{code} is not a close code a server may send")));
         }
-        self.channel.peer(connection)?.close(code, &reason);
+        self.channel.peer(connection)?.close_with(code, &reason);
         Ok(())
     }
 
     fn set_meta(&mut self, connection: ConnId, key: String, value: String) -> Result<(), HostError> {
-        check_name("key", &key)?;
-        if value.len() > MAX_META_VALUE_LEN {
-            return Err(HostError::InvalidArgument(format!("value longer than {MAX_META_VALUE_LEN} bytes")));
-        }
-        self.channel.peer(connection)?.set_meta(key, value);
-        Ok(())
+        Ok(self.channel.set_meta(connection, key, value)?)
     }
 
     fn get_meta(&mut self, connection: ConnId, key: String) -> Result<Option<String>, HostError> {
@@ -166,7 +168,7 @@ impl HostImports for HostState {
     }
 
     fn send_to_user(&mut self, user: String, message: Payload) -> u32 {
-        match frame(message) {
+        match self.frame(message) {
             Ok(frame) => self.count(self.channel.send_to_user(&user, &frame)),
             Err(error) => self.refused("send-to-user", &error),
         }
@@ -193,19 +195,30 @@ impl HostImports for HostState {
     }
 
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        let plugin = &*self.channel.name;
+        match self.channel.log_verdict() {
+            LogVerdict::Drop => return,
+            LogVerdict::Write { dropped: 0 } => {}
+            LogVerdict::Write { dropped } => {
+                tracing::warn!(target: "plugin", plugin, dropped, "plugin log over its rate: records dropped");
+            }
+        }
+        let max = self.channel.limits.max_log_record;
         let mut record = message;
         for (key, value) in fields {
+            if record.len() > max {
+                break;
+            }
             record.push_str(&format!(" {key}={value:?}"));
         }
-        if record.len() > MAX_LOG_LEN {
-            let mut end = MAX_LOG_LEN;
+        if record.len() > max {
+            let mut end = max;
             while !record.is_char_boundary(end) {
                 end -= 1;
             }
             record.truncate(end);
             record.push('…');
         }
-        let plugin = &*self.channel.name;
         match level {
             LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{record}"),
             LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{record}"),
@@ -217,6 +230,10 @@ impl HostImports for HostState {
 }
 
 impl HostState {
+    fn frame(&self, payload: Payload) -> Result<Message, HostError> {
+        frame(payload, self.channel.limits.max_send_size)
+    }
+
     fn count(&mut self, reached: u32) -> u32 {
         self.delivered += u64::from(reached);
         reached
@@ -226,10 +243,4 @@ impl HostState {
         tracing::warn!(plugin = &*self.channel.name, "{call} refused: {error:?}");
         0
     }
-}
-
-/// Codes a server may put in a close frame (RFC 6455 §7.4): the defined
-/// ones except those reserved for "no frame", and the application range.
-fn is_sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1011 | 1012..=1014 | 3000..=4999)
 }

@@ -9,6 +9,7 @@ use super::bindings::{self, PluginInfo as WitPluginInfo};
 use super::host_api::HostState;
 use super::{Compiled, EPOCH_TICK, LoadError, PluginInfo};
 use crate::channel::Channel;
+use crate::config::MAX_PLUGIN_NAME;
 
 /// A plugin instance and its store. A trap poisons the store for good, so
 /// the owner replaces the whole instance (see [`Instance::new`]).
@@ -57,8 +58,8 @@ fn at_epoch_tick(state: &mut HostState) -> UpdateDeadline {
 }
 
 /// Ask a freshly compiled plugin who it is, in a throwaway instance.
-pub(super) async fn describe(compiled: &Compiled) -> Result<PluginInfo, LoadError> {
-    let mut instance = Instance::new(compiled, Arc::new(Channel::new("(loading)")))
+pub(super) async fn describe(compiled: &Compiled, limits: &crate::config::Limits) -> Result<PluginInfo, LoadError> {
+    let mut instance = Instance::new(compiled, Arc::new(Channel::new("(loading)", limits.clone())))
         .await
         .map_err(|error| LoadError::Start(format!("{error:#}")))?;
     let WitPluginInfo { name, version, routes } = instance
@@ -66,10 +67,13 @@ pub(super) async fn describe(compiled: &Compiled) -> Result<PluginInfo, LoadErro
         .call_describe(&mut instance.store)
         .await
         .map_err(|error| LoadError::Start(format!("describe: {error:#}")))?;
-    let valid_name =
-        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid_name = !name.is_empty()
+        && name.len() <= MAX_PLUGIN_NAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_name {
-        return Err(LoadError::Describe(format!("name {name:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'")));
+        return Err(LoadError::Describe(format!(
+            "name {name:?} must be 1 to {MAX_PLUGIN_NAME} characters of a-z, 0-9, '-' and '_'"
+        )));
     }
     if routes.is_empty() {
         return Err(LoadError::Describe(format!("plugin `{name}` declares no routes")));

@@ -23,7 +23,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, EngineWeak};
 
-pub(crate) use plugin::{ConnectRequest, PluginHandle};
+pub(crate) use plugin::{Callback, ConnectRequest, PluginHandle};
 
 pub(crate) use host_api::HostState;
 
@@ -66,9 +66,9 @@ pub(crate) struct Limits {
     pub(crate) callback_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { max_memory: 64 << 20, callback_timeout: Duration::from_secs(1) }
+impl From<&crate::config::Limits> for Limits {
+    fn from(limits: &crate::config::Limits) -> Self {
+        Limits { max_memory: limits.plugin_memory, callback_timeout: limits.callback_timeout }
     }
 }
 
@@ -95,11 +95,12 @@ impl std::fmt::Debug for Linked {
 }
 
 impl Linked {
-    /// Run the plugin's `describe` in a throwaway instance, under default limits.
-    pub(crate) async fn describe(self) -> Result<Compiled, LoadError> {
+    /// Run the plugin's `describe` in a throwaway instance, under `limits`
+    /// (the global ones: the plugin's name, and so its own, is not known yet).
+    pub(crate) async fn describe(self, limits: &crate::config::Limits) -> Result<Compiled, LoadError> {
         let mut compiled =
-            Compiled { pre: self.pre, tier: self.tier, limits: Limits::default(), info: PluginInfo::default() };
-        compiled.info = instance::describe(&compiled).await?;
+            Compiled { pre: self.pre, tier: self.tier, limits: Limits::from(limits), info: PluginInfo::default() };
+        compiled.info = instance::describe(&compiled, limits).await?;
         Ok(compiled)
     }
 }

@@ -10,6 +10,8 @@
 //! interrupted at its deadline (see `instance.rs`), so a slow plugin delays
 //! only its own connections.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -19,13 +21,17 @@ use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
 use super::instance::Instance;
 use crate::channel::Channel;
-use crate::peer::{ConnId, Peer};
+use crate::channel::peer::{ConnId, Peer};
+use crate::close::Close;
 
-/// How many rounds of presence changes caused by `on-presence` itself are told.
+/// How many rounds of presence changes caused by `on-presence` itself are
+/// told: a plugin that reacts to presence by changing it cannot loop forever.
 const MAX_PRESENCE_ROUNDS: usize = 4;
 
-/// Close code for a connection whose plugin failed.
-const CLOSE_PLUGIN_ERROR: u16 = 1011;
+/// A callback on its way: boxed, because a wasmtime call's state is large,
+/// and inline it would make every connection's task that much larger for
+/// its whole life, idle or not.
+pub(crate) type Callback<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Run one export: the instance is checked out for the call and put back
 /// (or replaced, after a trap) by `checkin`. `None` when the plugin could
@@ -82,17 +88,19 @@ impl PluginHandle {
         let instance = Instance::new(&compiled, Arc::clone(&channel))
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
-        let plugin = Plugin { compiled, channel, instance: Some(instance) };
+        let plugin = Plugin { compiled, channel, instance: Some(instance), retired: false };
         Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)) })
     }
 
     /// Register `peer` with the plugin's channel and run `on-connect`. On
     /// `Err` the connection is already forgotten and must be closed with
-    /// the rejection.
+    /// the rejection. A retired plugin, or one whose current version no
+    /// longer serves the connection's route, refuses it with 1001: a
+    /// connection routed just before an unload or a reload never ends up
+    /// on a version that does not serve it.
     ///
-    /// The callback's future is boxed here and in `message` and `closed`:
-    /// a wasmtime call's state is large, and inline it would make every
-    /// connection's task that much larger for its whole life, idle or not.
+    /// The callback's future is boxed here and in `message` and `closed`
+    /// (see [`Callback`]).
     pub(crate) async fn connect(&self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
         Box::pin(async move {
             let mut plugin = self.plugin.lock().await;
@@ -103,14 +111,15 @@ impl PluginHandle {
         .await
     }
 
-    /// Hand a client's text or binary message to `on-message`.
-    pub(crate) async fn message(&self, conn: ConnId, message: Message) {
+    /// Hand a client's text or binary message to `on-message`. The future
+    /// is the connection's one message in flight: its task keeps writing
+    /// while it waits for the plugin.
+    pub(crate) fn message(&self, conn: ConnId, message: Message) -> Callback<'_> {
         Box::pin(async move {
             let mut plugin = self.plugin.lock().await;
             plugin.message(conn, message).await;
             plugin.tell_presence().await;
         })
-        .await;
     }
 
     /// Tell the plugin the connection closed; it leaves its rooms and is forgotten.
@@ -146,6 +155,12 @@ impl PluginHandle {
     pub(crate) async fn reload(&self, compiled: Compiled) -> Result<(), String> {
         self.plugin.lock().await.reload(compiled).await
     }
+
+    /// Refuse every later connection (the plugin is being unloaded):
+    /// connections admitted before are the caller's to close.
+    pub(crate) async fn retire(&self) {
+        self.plugin.lock().await.retired = true;
+    }
 }
 
 struct Plugin {
@@ -155,10 +170,20 @@ struct Plugin {
     /// instance could not be made, or when a callback was abandoned half-way
     /// (its future dropped): the next callback starts a fresh one.
     instance: Option<Instance>,
+    /// Set once the plugin is unloaded: it takes no new connection.
+    retired: bool,
 }
 
 impl Plugin {
     async fn connect(&mut self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
+        let refused = match () {
+            () if self.retired => Some(Close::PluginRemoved),
+            () if !self.compiled.info.routes.contains(&request.route) => Some(Close::RouteRemoved),
+            () => None,
+        };
+        if let Some(why) = refused {
+            return Err(Rejection { code: why.code(), reason: why.reason().to_owned() });
+        }
         let conn = peer.id;
         self.channel.add(peer);
         let request = bindings::ConnectRequest {
@@ -175,7 +200,7 @@ impl Plugin {
         let answer = match outcome {
             Some(Ok(())) => Ok(()),
             Some(Err(rejection)) => Err(Rejection { code: rejection.code, reason: rejection.reason }),
-            None => Err(Rejection { code: CLOSE_PLUGIN_ERROR, reason: "plugin error".into() }),
+            None => Err(Rejection { code: Close::PluginError.code(), reason: Close::PluginError.reason().to_owned() }),
         };
         if answer.is_err() {
             self.channel.remove(conn);
@@ -193,7 +218,7 @@ impl Plugin {
         if handled.is_none()
             && let Ok(peer) = self.channel.peer(conn)
         {
-            peer.close(CLOSE_PLUGIN_ERROR, "plugin error");
+            peer.close(Close::PluginError);
         }
     }
 
@@ -205,8 +230,7 @@ impl Plugin {
     }
 
     /// Hand the presence changes the last callback caused to `on-presence`.
-    /// Its own changes are told too, a bounded number of rounds deep, so a
-    /// plugin that reacts to presence by changing it cannot loop forever.
+    /// Its own changes are told too, [`MAX_PRESENCE_ROUNDS`] deep.
     async fn tell_presence(&mut self) {
         // Boxed: presence changes are rare, and the calls' future would
         // otherwise be part of every callback's.

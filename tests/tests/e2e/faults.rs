@@ -87,15 +87,60 @@ async fn a_plugin_that_allocates_without_end_is_stopped_at_its_limit() -> anyhow
 
 #[tokio::test]
 async fn bad_host_calls_get_errors_not_crashes() -> anyhow::Result<()> {
-    let server = TestServer::start(&[plugins::PROBE]).await?;
+    let server = TestServer::start(&[plugins::PROBE, plugins::CHAT]).await?;
     let mut client = server.connect("/probe/calls").await?;
     client.recv_type("hello").await?;
     client.send_text("huge").await?;
     let refused = client.recv_text().await?;
     assert!(refused.contains("InvalidArgument(\"message longer than"), "{refused}");
-    client.send_text("foreign").await?;
-    assert!(client.recv_text().await?.contains("UnknownConnection"));
+    // Another plugin's open connection, by its real id, is out of reach.
+    let mut stranger = server.connect("/chat/x").await?;
+    let connected = stranger.recv_type("connected").await?;
+    let id = connected["connection_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no connection_id: {connected}"))?;
+    client.send_text(&format!("foreign:{id}")).await?;
+    let refused = client.recv_text().await?;
+    assert!(refused.contains("UnknownConnection"), "{refused}");
+    stranger.send_json(&serde_json::json!({"type": "ping"})).await?;
+    // Everything the chat client got up to its pong: none of it is the probe's.
+    loop {
+        let text = stranger.recv_text().await?;
+        assert_ne!(text, "hello, stranger");
+        if serde_json::from_str::<serde_json::Value>(&text)?["type"] == "pong" {
+            break;
+        }
+    }
     client.send_text("count").await?;
     assert_eq!(client.recv_text().await?, "3", "the same instance is still serving");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_hosts_answers_to_calls_reach_the_plugin() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE]).await?;
+    let mut client = server.connect("/probe/answers").await?;
+    let id = client.recv_type("hello").await?["connection_id"].as_u64().expect("an id");
+    for (command, answer) in [
+        ("user:", "refused: HostError::InvalidArgument("),
+        ("user:ann", "user set"),
+        ("join:", "refused: HostError::InvalidArgument("),
+        ("join:ok", "joined"),
+        ("track:", "refused: HostError::InvalidArgument("),
+        // Not a room it is in: presence news would come between the answers.
+        ("track:elsewhere", "tracked"),
+        ("joinmany:5", "joined 5"),
+        ("meta:3", "set 3"),
+        ("kvfill:3:10", "stored 3"),
+        ("kvclear:3", "cleared"),
+        ("log:3", "logged 3"),
+    ] {
+        client.send_text(command).await?;
+        let got = client.recv_text().await?;
+        assert!(got.starts_with(answer), "{command}: {got}");
+    }
+    client.send_text(&format!("flood:{id}:3:10")).await?;
+    for _ in 0..3 {
+        assert_eq!(client.recv().await?.into_data().len(), 10);
+    }
+    assert_eq!(client.recv_text().await?, "sent 3");
     Ok(())
 }

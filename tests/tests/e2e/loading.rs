@@ -29,10 +29,11 @@ async fn invalid_files_are_reported_and_skipped() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_second_plugin_claiming_a_route_is_refused() -> anyhow::Result<()> {
-    // Files load in name order: `switchboard_plugin_echo` before `switchboard_test_plugin_rival`.
-    let server = TestServer::start(&[plugins::ECHO, plugins::RIVAL]).await?;
-    let api = server.plugins_api().await?;
+async fn a_plugin_added_later_that_claims_a_served_route_is_refused() -> anyhow::Result<()> {
+    // At start-up both would be refused (`lifecycle.rs`); later, the one serving keeps its route.
+    let server = TestServer::start(&[plugins::ECHO]).await?;
+    switchboard_tests::copy_plugin(plugins::RIVAL, server.plugins.path())?;
+    let api = server.wait_for_api("the rival's refusal", |api| !api["errors"][0].is_null()).await?;
     let names: Vec<&str> = api["plugins"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["echo"]);
     let error = api["errors"][0]["error"].as_str().unwrap_or_default();

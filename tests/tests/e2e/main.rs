@@ -1,6 +1,9 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, real compiled
 //! plugins, real WebSocket clients. One test binary, one module per area:
 
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, reason = "a test fails by panicking, with the reason")]
+
 /// Abuse: oversized messages, floods, too many connections, dead peers, slow readers.
 mod abuse;
 /// Tokens, origins and CORS.
@@ -18,6 +21,12 @@ mod faults;
 mod game;
 /// HTTP before the upgrade: 404, 426.
 mod http;
+/// Races in a connection's and a plugin's life: unloads and reloads against
+/// upgrades, the connection cap, a busy plugin, shutdown, start-up conflicts.
+mod lifecycle;
+/// Every limit on what a client or a plugin can make the server hold: rooms,
+/// tracked rooms, metadata, the store, the log, the outbox in bytes.
+mod limits;
 /// Loading plugins: invalid files, route conflicts, the plugins API.
 mod loading;
 /// Events from the backend: POST /api/publish, the notifications plugin.

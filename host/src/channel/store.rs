@@ -1,0 +1,118 @@
+//! A plugin's key-value store, bounded in keys and in bytes. It lives in the
+//! host, not in the plugin, so it survives reloads and crashes.
+
+use std::collections::HashMap;
+
+use crate::channel::CallError;
+
+/// The limits of one store (from the plugin's `Limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreLimits {
+    pub(crate) max_keys: usize,
+    pub(crate) max_key_size: usize,
+    pub(crate) max_value_size: usize,
+    /// Keys and values together: what the store costs the host's memory.
+    pub(crate) max_bytes: usize,
+}
+
+/// Keys and their values, with the bytes they hold.
+#[derive(Debug)]
+pub(crate) struct Store {
+    values: HashMap<String, Vec<u8>>,
+    /// Sum of every key's and value's length, kept up to date so that a
+    /// `set` checks the byte budget without a walk.
+    bytes: usize,
+    limits: StoreLimits,
+}
+
+impl Store {
+    pub(crate) fn new(limits: StoreLimits) -> Store {
+        Store { values: HashMap::new(), bytes: 0, limits }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.values.get(key).cloned()
+    }
+
+    /// Store `value` under `key`, unless a limit says no.
+    pub(crate) fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CallError> {
+        let StoreLimits { max_keys, max_key_size, max_value_size, max_bytes } = self.limits;
+        if key.is_empty() || key.len() > max_key_size {
+            return Err(CallError::InvalidArgument(format!("key must be 1 to {max_key_size} bytes")));
+        }
+        if value.len() > max_value_size {
+            return Err(CallError::InvalidArgument(format!("value longer than {max_value_size} bytes")));
+        }
+        let replaced = self.values.get(&key).map(|old| key.len() + old.len());
+        if replaced.is_none() && self.values.len() >= max_keys {
+            return Err(CallError::InvalidArgument(format!("store full ({max_keys} keys)")));
+        }
+        let bytes = self.bytes - replaced.unwrap_or(0) + key.len() + value.len();
+        if bytes > max_bytes {
+            return Err(CallError::InvalidArgument(format!("store full ({max_bytes} bytes of keys and values)")));
+        }
+        self.bytes = bytes;
+        self.values.insert(key, value);
+        Ok(())
+    }
+
+    /// Remove `key`; whether it was there.
+    pub(crate) fn delete(&mut self, key: &str) -> bool {
+        match self.values.remove_entry(key) {
+            Some((key, value)) => {
+                self.bytes -= key.len() + value.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keys and values held, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::new(StoreLimits { max_keys: 3, max_key_size: 4, max_value_size: 10, max_bytes: 20 })
+    }
+
+    #[test]
+    fn every_limit_is_enforced_with_a_reason() {
+        let mut store = store();
+        let refused = |result: Result<(), CallError>| match result {
+            Err(CallError::InvalidArgument(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(refused(store.set(String::new(), vec![])).contains("key"));
+        assert!(refused(store.set("long!".into(), vec![])).contains("key"));
+        assert!(refused(store.set("k".into(), vec![0; 11])).contains("value"));
+        store.set("a".into(), vec![0; 8]).unwrap();
+        store.set("b".into(), vec![0; 8]).unwrap();
+        assert!(refused(store.set("c".into(), vec![0; 2])).contains("bytes"), "1+8 + 1+8 + 1+2 > 20");
+        store.set("c".into(), vec![]).unwrap();
+        assert!(refused(store.set("d".into(), vec![])).contains("keys"));
+        assert_eq!(store.bytes(), 19);
+    }
+
+    #[test]
+    fn replacing_and_deleting_give_bytes_back() {
+        let mut store = store();
+        store.set("a".into(), vec![0; 10]).unwrap();
+        store.set("a".into(), vec![0; 2]).unwrap();
+        assert_eq!(store.bytes(), 3);
+        store.set("b".into(), vec![0; 10]).unwrap();
+        assert!(store.delete("a"));
+        assert!(!store.delete("a"));
+        assert_eq!((store.bytes(), store.len()), (11, 1));
+        assert_eq!(store.get("b"), Some(vec![0; 10]));
+    }
+}
