@@ -1,6 +1,8 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use switchboard::{Config, Limits};
+use std::time::Duration;
+
+use switchboard::{Config, KeepAlive, Limits};
 use switchboard_tests::{TestServer, plugin_in, plugins};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -113,6 +115,10 @@ async fn a_member_that_stops_reading_is_dropped_by_bytes_long_before_the_frame_l
         limits.messages_per_second = 10_000;
         limits.message_burst = 10_000;
     });
+    // Not dropped for a write blocked too long, nor for not answering pings:
+    // the queue's bytes alone must do it.
+    let keepalive = KeepAlive { ping_interval: Duration::from_secs(60), ping_timeout: Duration::from_secs(60) };
+    let config = Config { keepalive, ..config };
     let server = TestServer::start_with(&[plugins::CHAT], config).await?;
     let mut sender = server.connect("/chat/bytes").await?;
     let stalled = server.connect("/chat/bytes").await?;
