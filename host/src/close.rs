@@ -101,6 +101,27 @@ pub(crate) fn is_sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1011 | 1012..=1014 | 3000..=4999)
 }
 
+/// The `code` label of a disconnect in the metrics: 1000 and the host's own
+/// codes (those of [`Close`]) as they are, the application ranges (a
+/// plugin's or a client's own codes) as `3xxx` and `4xxx`, and anything else
+/// a client may send as `other`, so that the label stays bounded.
+pub(crate) fn metric_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1005 => "1005",
+        1006 => "1006",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1011 => "1011",
+        3000..=3999 => "3xxx",
+        4000..=4999 => "4xxx",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +148,35 @@ mod tests {
             assert!(close.reason().len() <= 123);
             let reported_only = matches!(close, Close::NoStatus | Close::Abnormal | Close::PingTimeout);
             assert_eq!(is_sendable(close.code()), !reported_only, "{close:?}");
+        }
+    }
+
+    #[test]
+    fn the_hosts_own_codes_are_their_own_metric_label_and_the_rest_are_bucketed() {
+        let all = [
+            Close::Shutdown,
+            Close::PluginRemoved,
+            Close::PluginReplaced,
+            Close::RouteRemoved,
+            Close::Protocol,
+            Close::NoStatus,
+            Close::Abnormal,
+            Close::PingTimeout,
+            Close::InvalidUtf8,
+            Close::TokenRefused,
+            Close::RateLimited,
+            Close::TooSlow,
+            Close::MessageTooBig,
+            Close::PluginError,
+        ];
+        for close in all {
+            assert_eq!(metric_label(close.code()), close.code().to_string());
+        }
+        assert_eq!(metric_label(1000), "1000");
+        assert_eq!(metric_label(3001), "3xxx");
+        assert_eq!(metric_label(4999), "4xxx");
+        for code in [0, 999, 1003, 1010, 1012, 2000, 5000, u16::MAX] {
+            assert_eq!(metric_label(code), "other");
         }
     }
 

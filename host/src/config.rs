@@ -61,6 +61,10 @@ pub struct Config {
     pub auth: Auth,
     /// The backend's access to `POST /api/publish`.
     pub api: Api,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
+    /// Where the plugins' key-value stores are kept.
+    pub store: StoreSettings,
     /// Per-plugin settings, by plugin name: `[plugin.chat]`.
     pub plugin: BTreeMap<String, PluginSettings>,
 }
@@ -78,6 +82,8 @@ impl Default for Config {
             keepalive: KeepAlive::default(),
             auth: Auth::default(),
             api: Api::default(),
+            metrics: MetricsSettings::default(),
+            store: StoreSettings::default(),
             plugin: BTreeMap::new(),
         }
     }
@@ -290,6 +296,27 @@ fn resolve(
     }
 }
 
+/// `[store]`: where the plugins' key-value stores (and so offline
+/// notifications, game boards) are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// A file that keeps them across restarts (created if missing). Without
+    /// one they live in memory only: nothing to set up, nothing on disk, and
+    /// lost when the process ends.
+    pub path: Option<PathBuf>,
+}
+
+/// `[metrics]`: Prometheus metrics, on an address of their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Where to serve `GET /metrics`, e.g. `127.0.0.1:9100` (port 0 picks a
+    /// free port). Absent: no metrics are served, nor counted. There is no
+    /// authentication: keep it on a private address.
+    pub listen: Option<SocketAddr>,
+}
+
 /// Settings of one plugin: `[plugin.NAME]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -466,6 +493,18 @@ mod tests {
         listed.sort_unstable();
         all.sort_unstable();
         assert_eq!(listed, all, "switchboard.toml lists every limit");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_given_an_address() {
+        assert_eq!(Config::default().metrics.listen, None);
+        let config = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9100\"").unwrap();
+        assert_eq!(config.metrics.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
+        assert!(matches!(Config::from_toml("[metrics]\nlisten = \"nowhere\""), Err(ConfigError::Parse { .. })));
+        assert!(matches!(Config::from_toml("[metrics]\npath = \"/metrics\""), Err(ConfigError::Parse { .. })));
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../switchboard.toml");
+        let text = std::fs::read_to_string(shipped).unwrap();
+        assert!(text.contains("[metrics]\n"), "switchboard.toml shows the [metrics] section");
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //! - `runtime/`: wasmtime: compiling, instantiating and calling plugins,
 //!   and the host functions they call; the only layer that names wasmtime;
 //! - `channel/`: what the host keeps for each plugin (connections, rooms,
-//!   users, presence, the key-value store) and each connection's outbox.
+//!   users, presence, the key-value store) and each connection's outbox;
+//! - `storage/`: what outlives the process (the key-value stores on disk,
+//!   with `[store] path`).
 //!
 //! Beside them: `config` (every setting and limit, with its default),
-//! `close` (every close code the host sends, with its meaning) and
-//! `rate_limit` (the token bucket of connections and of plugin logs).
+//! `close` (every close code the host sends, with its meaning),
+//! `rate_limit` (the token bucket of connections and of plugin logs) and
+//! `metrics` (every Prometheus metric, and the per-plugin handles every
+//! layer records through; `net/metrics.rs` serves them).
 //!
 //! The public API is what the binary and the tests need: [`Config`] and
 //! [`Server`].
@@ -29,12 +33,17 @@ mod channel;
 mod close;
 mod config;
 mod loading;
+mod metrics;
 mod net;
 mod rate_limit;
 mod runtime;
+mod storage;
 
-pub use config::{Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, PluginSettings};
+pub use config::{
+    Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings, PluginSettings, StoreSettings,
+};
 pub use loading::registry::PluginError;
 pub use loading::routes::{RouteError, RoutePattern, RouteTable};
 pub use net::server::Server;
 pub use runtime::LoadError;
+pub use storage::StorageError;

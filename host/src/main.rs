@@ -51,6 +51,10 @@ struct ServeArgs {
     /// Folder of plugin `.wasm` files.
     #[arg(long)]
     plugins: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9100
+    /// (no authentication: keep it private).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,9 @@ impl ServeArgs {
         }
         if let Some(plugins) = &self.plugins {
             config.plugins.clone_from(plugins);
+        }
+        if let Some(metrics) = self.metrics {
+            config.metrics.listen = Some(metrics);
         }
         Ok(config)
     }

@@ -45,6 +45,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its plugins folder (deleted when the server is dropped).
     pub plugins: tempfile::TempDir,
+    /// Where it serves `GET /metrics`, when the config set `[metrics] listen`.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its own compile cache, unless the test chose one: a server that
     /// shared the user's cache would start some plugins optimised and some
     /// quick, depending on what ran before it on the machine.
@@ -85,11 +87,19 @@ impl TestServer {
         config.plugins = relative_to_cwd(folder.path())?;
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
+        let metrics_addr = server.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        let server = TestServer { addr, plugins: folder, compile_cache: own_cache, stop: Some(stop), task: Some(task) };
+        let server = TestServer {
+            addr,
+            plugins: folder,
+            metrics_addr,
+            compile_cache: own_cache,
+            stop: Some(stop),
+            task: Some(task),
+        };
         if server.compile_cache.is_some() {
             server.wait_for_api("every plugin's optimised build", all_optimised).await?;
         }
@@ -184,6 +194,35 @@ impl TestServer {
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
         Ok((status, headers, body.to_owned()))
+    }
+
+    /// `GET PATH` on the metrics address: the status and the body.
+    pub async fn get_metrics(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr.context("the server serves no metrics: set [metrics] listen")?;
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await??;
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").context("no end of headers")?;
+        let status = head.split(' ').nth(1).context("no status")?.parse()?;
+        Ok((status, body.to_owned()))
+    }
+
+    /// A scrape of `GET /metrics`: each sample (`name{labels}`, exactly as
+    /// written) and its value.
+    pub async fn scrape(&self) -> anyhow::Result<Vec<(String, f64)>> {
+        let (status, body) = self.get_metrics("/metrics").await?;
+        anyhow::ensure!(status == 200, "GET /metrics answered {status}: {body}");
+        body.lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (sample, value) = line.rsplit_once(' ').with_context(|| format!("not a sample: {line}"))?;
+                Ok((sample.to_owned(), value.parse()?))
+            })
+            .collect()
     }
 
     /// `GET /api/plugins`, parsed.

@@ -25,7 +25,9 @@ use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
 use crate::config::Limits;
+use crate::metrics::PluginMetrics;
 use crate::rate_limit::{TokenBucket, Verdict};
+use crate::storage::Durable;
 
 /// Why a plugin's call on its channel was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +62,9 @@ pub(crate) struct Channel {
     /// Presence changes not told to `on-presence` because a callback
     /// caused more than `max_presence_events`.
     presence_events_dropped: AtomicU64,
+    /// The plugin's own metrics (empty unless metrics are served): counts
+    /// what the plugin's calls queue, once per fan-out.
+    pub(crate) metrics: PluginMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -121,13 +126,19 @@ struct LogBudget {
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, limits: Limits) -> Channel {
-        let store = Store::new(StoreLimits {
+    /// The channel of plugin `name`; its store is loaded from `durable`
+    /// (and written back to it), when there is one.
+    pub(crate) fn new(name: &str, limits: Limits, durable: Option<Arc<Durable>>) -> Channel {
+        let store_limits = StoreLimits {
             max_keys: limits.kv_max_keys,
             max_key_size: limits.max_name_size,
             max_value_size: limits.kv_max_value_size,
             max_bytes: limits.kv_max_bytes,
-        });
+        };
+        let store = match durable {
+            Some(durable) => Store::load(store_limits, durable, name.into()),
+            None => Store::new(store_limits),
+        };
         let log = LogBudget {
             bucket: TokenBucket::new(limits.log_records_per_second, limits.log_burst),
             dropped_since: 0,
@@ -141,7 +152,14 @@ impl Channel {
             admitted: AtomicUsize::new(0),
             log: Mutex::new(log),
             presence_events_dropped: AtomicU64::new(0),
+            metrics: PluginMetrics::default(),
         }
+    }
+
+    /// The same channel, recording to `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: PluginMetrics) -> Channel {
+        self.metrics = metrics;
+        self
     }
 
     /// Count one more connection (upgrading or open), unless the plugin has
@@ -233,7 +251,11 @@ impl Channel {
         if members.presence.is_tracked(&room) {
             let change = member.user.as_ref().and_then(|user| members.presence.arrive(&room, user));
             let peer = Arc::clone(&member.peer);
-            peer.send(members.presence.state_frame(&room));
+            let state = members.presence.state_frame(&room);
+            let bytes = state.len();
+            if peer.send(state) == Sent::Queued {
+                self.metrics.sent(1, bytes);
+            }
             if let Some(change) = change {
                 self.announce(members, &room, &[change], Some(conn));
             }
@@ -349,7 +371,7 @@ impl Channel {
     pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
         let members = self.members.read();
         let Some(connections) = members.users.get(user) else { return 0 };
-        fan_out(connections.iter(), frame, None)
+        fan_out(&self.metrics, connections.iter(), frame, None)
     }
 
     pub(crate) fn rooms_of(&self, conn: ConnId) -> Result<Vec<String>, CallError> {
@@ -371,13 +393,13 @@ impl Channel {
     pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
         let Some(room) = members.rooms.get(room) else { return 0 };
-        fan_out(room.iter(), frame, except)
+        fan_out(&self.metrics, room.iter(), frame, except)
     }
 
     /// Queue `frame` for every connection of the channel but `except`.
     pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
-        fan_out(members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
+        fan_out(&self.metrics, members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -418,7 +440,7 @@ impl Channel {
     /// for the plugin, up to `max_presence_events` per callback.
     fn announce(&self, members: &mut Members, room: &str, changes: &[Change], except: Option<ConnId>) {
         if let Some(connections) = members.rooms.get(room) {
-            fan_out(connections.iter(), &members.presence.diff_frame(room, changes), except);
+            fan_out(&self.metrics, connections.iter(), &members.presence.diff_frame(room, changes), except);
         }
         if members.presence_events.len() >= self.limits.max_presence_events {
             if self.presence_events_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -437,7 +459,10 @@ impl Channel {
     }
 }
 
+/// Queue `frame` for each recipient but `except`; returns how many got it,
+/// and counts them in `metrics` once, not per recipient.
 fn fan_out<'a>(
+    metrics: &PluginMetrics,
     recipients: impl Iterator<Item = (&'a ConnId, &'a Arc<Peer>)>,
     frame: &Message,
     except: Option<ConnId>,
@@ -449,6 +474,7 @@ fn fan_out<'a>(
             reached += 1;
         }
     }
+    metrics.sent(reached, frame.len());
     reached
 }
 
@@ -471,7 +497,7 @@ mod tests {
     use futures_util::FutureExt as _;
 
     fn channel_with(ids: &[ConnId], limits: Limits) -> (Channel, Vec<Arc<Peer>>) {
-        let channel = Channel::new("test", limits);
+        let channel = Channel::new("test", limits, None);
         let peers: Vec<_> = ids.iter().map(|id| Arc::new(Peer::new(*id, "/test", "test", 8, 1 << 20))).collect();
         for peer in &peers {
             channel.add(Arc::clone(peer));

@@ -1,9 +1,13 @@
 //! A plugin's key-value store, bounded in keys and in bytes. It lives in the
-//! host, not in the plugin, so it survives reloads and crashes.
+//! host, not in the plugin, so it survives reloads and crashes; with a
+//! durable store configured (`[store] path`), every change is also written to
+//! disk behind it, so it survives a restart too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::channel::CallError;
+use crate::storage::Durable;
 
 /// The limits of one store (from the plugin's `Limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +27,32 @@ pub(crate) struct Store {
     /// `set` checks the byte budget without a walk.
     bytes: usize,
     limits: StoreLimits,
+    /// Where changes are written behind, and the plugin's name there.
+    durable: Option<(Arc<Durable>, Arc<str>)>,
 }
 
 impl Store {
+    /// An empty store, in memory only.
     pub(crate) fn new(limits: StoreLimits) -> Store {
-        Store { values: HashMap::new(), bytes: 0, limits }
+        Store { values: HashMap::new(), bytes: 0, limits, durable: None }
+    }
+
+    /// The store of `plugin` as `durable` keeps it; changes are written back.
+    /// Entries beyond today's limits (the limits were lowered) are kept:
+    /// the limits bound what is added.
+    pub(crate) fn load(limits: StoreLimits, durable: Arc<Durable>, plugin: Arc<str>) -> Store {
+        let entries = match durable.load(&plugin) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::error!(plugin = &*plugin, "the plugin's stored values cannot be read: {error}");
+                Vec::new()
+            }
+        };
+        let bytes = entries.iter().map(|(key, value)| key.len() + value.len()).sum();
+        if bytes > limits.max_bytes || entries.len() > limits.max_keys {
+            tracing::warn!(plugin = &*plugin, bytes, keys = entries.len(), "stored values exceed the store's limits");
+        }
+        Store { values: entries.into_iter().collect(), bytes, limits, durable: Some((durable, plugin)) }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -52,6 +77,9 @@ impl Store {
             return Err(CallError::InvalidArgument(format!("store full ({max_bytes} bytes of keys and values)")));
         }
         self.bytes = bytes;
+        if let Some((durable, plugin)) = &self.durable {
+            durable.write(plugin, &key, Some(&value));
+        }
         self.values.insert(key, value);
         Ok(())
     }
@@ -61,6 +89,9 @@ impl Store {
         match self.values.remove_entry(key) {
             Some((key, value)) => {
                 self.bytes -= key.len() + value.len();
+                if let Some((durable, plugin)) = &self.durable {
+                    durable.write(plugin, &key, None);
+                }
                 true
             }
             None => false,

@@ -17,7 +17,9 @@ use crate::channel::Channel;
 use crate::close::Close;
 use crate::config::Config;
 use crate::loading::routes::{RouteError, RoutePattern, RouteTable};
+use crate::metrics::Metrics;
 use crate::runtime::{Compiled, Linked, LoadError, PluginHandle, PluginInfo, Runtime, Tier};
+use crate::storage::Durable;
 
 /// Why a plugin file was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +116,14 @@ pub(crate) struct Registry {
     /// Serialises changes (load, replace, tier-up, unload): each spans an
     /// await on the plugin's lock, and two must not interleave.
     changing: tokio::sync::Mutex<()>,
+    /// Where the plugins' key-value stores are kept across restarts, if anywhere.
+    durable: Option<Arc<Durable>>,
+    /// The server's metrics: each channel gets its plugin's handles, reloads are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
-    pub(crate) fn new(runtime: Runtime, config: Config) -> Registry {
+    pub(crate) fn new(runtime: Runtime, config: Config, durable: Option<Arc<Durable>>) -> Registry {
         Registry {
             runtime,
             config,
@@ -126,7 +132,15 @@ impl Registry {
             channels: Mutex::new(HashMap::new()),
             failures: Mutex::new(BTreeMap::new()),
             changing: tokio::sync::Mutex::new(()),
+            durable,
+            metrics: Arc::new(Metrics::new(false)),
         }
+    }
+
+    /// The same registry, recording to `metrics` (before any plugin loads).
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Registry {
+        self.metrics = metrics;
+        self
     }
 
     /// Make the loaded plugins match the `*.wasm` files of `dir`: load new
@@ -280,6 +294,18 @@ impl Registry {
 
     fn report(&self, file: &Path, outcome: Result<Loaded, PluginError>, since: Instant) {
         let elapsed = since.elapsed();
+        match &outcome {
+            Ok(Loaded::Replaced { name, .. }) => self.metrics.reloaded(name, true),
+            Err(_) => {
+                // The plugin serving from the file (it serves on), else the file's name.
+                let serving = self.plugins().into_iter().find(|plugin| plugin.file == file);
+                let name = serving.map(|plugin| plugin.info.name.clone()).unwrap_or_else(|| {
+                    file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default()
+                });
+                self.metrics.reloaded(&name, false);
+            }
+            Ok(Loaded::New { .. } | Loaded::Unchanged) => {}
+        }
         match outcome {
             Ok(Loaded::New { name, version }) => {
                 let routes =
@@ -438,9 +464,10 @@ impl Registry {
 
     fn channel(&self, name: &str) -> Arc<Channel> {
         let mut channels = self.channels.lock();
-        let channel = channels
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Channel::new(name, self.config.limits_for(name))));
+        let channel = channels.entry(name.to_owned()).or_insert_with(|| {
+            let channel = Channel::new(name, self.config.limits_for(name), self.durable.clone());
+            Arc::new(channel.with_metrics(self.metrics.plugin(name)))
+        });
         Arc::clone(channel)
     }
 
@@ -453,6 +480,14 @@ impl Registry {
             pattern: found.pattern.as_str().to_owned(),
             params: found.params,
         })
+    }
+
+    /// Write every store change to disk and close the store file (on
+    /// shutdown, once no callback runs).
+    pub(crate) fn close_storage(&self) {
+        if let Some(durable) = &self.durable {
+            durable.close();
+        }
     }
 
     /// The loaded plugin called `name`.

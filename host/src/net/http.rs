@@ -25,6 +25,7 @@ use crate::api::auth::{Identity, identify};
 use crate::channel::peer::Peer;
 use crate::close::{Close, close_frame};
 use crate::loading::registry::Routed;
+use crate::metrics::Refusal;
 use crate::net::server::{Shared, Shutdown};
 use crate::net::websocket::Rules;
 use crate::runtime::ConnectRequest;
@@ -62,7 +63,11 @@ async fn api(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
         return text(StatusCode::FORBIDDEN, "origin not allowed\n");
     }
     let mut response = match (request.method(), request.uri().path()) {
-        (&Method::POST, "/api/publish") => publish(request, shared).await,
+        (&Method::POST, "/api/publish") => {
+            let response = publish(request, shared).await;
+            shared.metrics.publish_answered(response.status().as_u16());
+            response
+        }
         (_, "/api/publish") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::OPTIONS, _) => {
             let mut response = text(StatusCode::NO_CONTENT, "");
@@ -135,6 +140,7 @@ fn upgrade(
     };
     if !shared.origin_allowed(request.headers()) {
         tracing::info!(%remote, origin = ?request.headers().get(header::ORIGIN), "origin refused");
+        shared.metrics.refused(Refusal::Origin);
         return text(StatusCode::FORBIDDEN, "origin not allowed\n");
     }
     let plugin = routed.plugin;
@@ -190,6 +196,7 @@ fn upgrade(
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         if let Identity::Refused(reason) = identity {
             tracing::info!(%remote, plugin = plugin.info.name, "token refused: {reason}");
+            shared.metrics.refused(Refusal::Token);
             let goodbye = Message::Close(Some(close_frame(Close::TokenRefused.code(), &reason)));
             let _ = tokio::time::timeout(rules.close_timeout, futures_util::SinkExt::send(&mut ws, goodbye)).await;
             return;

@@ -6,9 +6,11 @@
 //! - `http`: 404 / 426 / the HTTP API, admission, the WebSocket upgrade;
 //! - `websocket`: one connection's task: frames in to the plugin, frames
 //!   out from its bounded outbox, batched; keep-alive and slow clients;
-//! - `static_files`: the public folder (the demo page).
+//! - `static_files`: the public folder (the demo page);
+//! - `metrics`: `GET /metrics` on an address of its own.
 
 pub(crate) mod http;
+pub(crate) mod metrics;
 pub(crate) mod server;
 pub(crate) mod static_files;
 pub(crate) mod websocket;

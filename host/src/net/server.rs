@@ -23,7 +23,10 @@ use crate::close::Close;
 use crate::config::Config;
 use crate::loading::registry::Registry;
 use crate::loading::watcher::PluginWatcher;
+use crate::metrics::{Metrics, Refusal};
+use crate::net::metrics::Endpoint;
 use crate::runtime::Runtime;
+use crate::storage::Durable;
 
 /// State shared by every connection's task.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub(crate) struct Shared {
     open_connections: AtomicUsize,
     /// Admitted connections per client address, for `max_connections_per_ip`.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// What the server counts (nothing unless `[metrics] listen` is set).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// What every connection's task holds, from accept to its end (mini-redis's
@@ -98,13 +103,16 @@ impl Shared {
     ) -> Result<Admitted, (StatusCode, &'static str)> {
         let mut per_ip = self.per_ip.lock();
         if self.open_connections.load(Ordering::SeqCst) >= self.config.limits.max_connections {
+            self.metrics.refused(Refusal::ServerFull);
             return Err((StatusCode::SERVICE_UNAVAILABLE, "the server is full\n"));
         }
         let from_ip = per_ip.entry(ip).or_default();
         if *from_ip >= self.config.limits.max_connections_per_ip {
+            self.metrics.refused(Refusal::PerIp);
             return Err((StatusCode::TOO_MANY_REQUESTS, "too many connections from your address\n"));
         }
         if !channel.admit() {
+            self.metrics.refused(Refusal::ChannelFull);
             return Err((StatusCode::SERVICE_UNAVAILABLE, "this channel is full\n"));
         }
         *from_ip += 1;
@@ -142,11 +150,14 @@ pub struct Server {
     shared: Arc<Shared>,
     /// Keeps the plugins folder watched while the server lives.
     watcher: Option<PluginWatcher>,
+    /// `GET /metrics`, when `[metrics] listen` is set.
+    metrics: Option<Endpoint>,
 }
 
 impl Server {
-    /// Load the plugins of `config.plugins` and bind `config.listen`. Files
-    /// that are not valid plugins are logged and skipped.
+    /// Load the plugins of `config.plugins` and bind `config.listen` (and
+    /// `config.metrics.listen`, when set). Files that are not valid plugins
+    /// are logged and skipped.
     pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
         config.validate()?;
         let started = Instant::now();
@@ -158,7 +169,16 @@ impl Server {
         let verifier = config.auth.resolve_secret()?.map(|secret| TokenVerifier::new(&secret));
         let api_key = config.api.resolve_key()?;
         let runtime = Runtime::new(config.compile_cache_dir().as_deref())?;
-        let registry = Arc::new(Registry::new(runtime, config.clone()));
+        let durable = match &config.store.path {
+            Some(path) => {
+                let durable = Durable::open(path)?;
+                tracing::info!(file = %path.display(), "key-value stores kept in a file");
+                Some(Arc::new(durable))
+            }
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new(config.metrics.listen.is_some()));
+        let registry = Arc::new(Registry::new(runtime, config.clone(), durable).with_metrics(Arc::clone(&metrics)));
         // Watch before the first scan, so that no change falls between the two.
         let watcher = match config.watch {
             true => Some(PluginWatcher::start(&config.plugins, Arc::clone(&registry))?),
@@ -168,6 +188,13 @@ impl Server {
         tracing::info!(loaded, elapsed = ?started.elapsed(), folder = %config.plugins.display(), "plugins loaded");
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let endpoint = match config.metrics.listen {
+            Some(listen) => Some(Endpoint::bind(listen, Arc::clone(&metrics), Arc::clone(&registry)).await?),
+            None => None,
+        };
+        if let Some(address) = endpoint.as_ref().and_then(|endpoint| endpoint.local_addr().ok()) {
+            tracing::info!("metrics served at http://{address}/metrics");
+        }
         let shared = Arc::new(Shared {
             config,
             registry,
@@ -176,8 +203,9 @@ impl Server {
             next_connection: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            metrics,
         });
-        Ok(Server { listener, shared, watcher })
+        Ok(Server { listener, shared, watcher, metrics: endpoint })
     }
 
     /// The address the server listens on (with the real port when the
@@ -186,15 +214,23 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address `GET /metrics` is served on, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|endpoint| endpoint.local_addr().ok())
+    }
+
     /// Serve until `shutdown` resolves, then shut down: stop accepting, ask
     /// every connection to close (WebSocket connections get 1001 after what
     /// is queued for them, idle HTTP connections are closed), wait up to
     /// `shutdown_grace`, then drop whoever is left.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { listener, shared, watcher } = self;
+        let Server { listener, shared, watcher, metrics } = self;
         let (stop, signal) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         let guard = Shutdown { signal, _alive: alive };
+        if let Some(metrics) = metrics {
+            metrics.serve(guard.clone());
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -222,6 +258,12 @@ impl Server {
                 }
             }
             let _ = tokio::time::timeout(limits.close_timeout, all_done.recv()).await;
+        }
+        // Every callback has ended: what the plugins stored goes to disk, and
+        // the file is free for whoever opens it next.
+        let registry = Arc::clone(&shared.registry);
+        if tokio::task::spawn_blocking(move || registry.close_storage()).await.is_err() {
+            tracing::error!("shutdown: the key-value store could not be closed");
         }
         Ok(())
     }

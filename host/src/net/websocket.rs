@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::channel::peer::Peer;
+use crate::channel::peer::{Peer, Sent};
 use crate::close::{Close, close_frame};
 use crate::net::server::Shutdown;
 use crate::rate_limit::{TokenBucket, Verdict};
@@ -127,11 +127,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         biased;
                         written = write_batch(&mut self.ws, &mut self.batch) => written,
                         // A blocked socket cannot take a goodbye either: drop it.
-                        frame = &mut aborted => return close_parts(&frame),
+                        frame = &mut aborted => return self.aborted_with(&frame),
                         () = tokio::time::sleep(self.rules.ping_timeout) => {
                             tracing::warn!(
                                 conn = peer.id, plugin = &*peer.plugin, "write blocked too long, dropping slow client"
                             );
+                            self.plugin.metrics().slow_client_dropped();
                             return Close::TooSlow.parts();
                         }
                     };
@@ -146,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     answer_due = None;
                     match incoming {
                         Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                            self.plugin.metrics().received(message.len());
                             if closing.is_none() {
                                 self.deliver(message);
                             }
@@ -184,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     peer.close(Close::Shutdown);
                 }
                 frame = &mut aborted => {
-                    let parts = close_parts(&frame);
+                    let parts = self.aborted_with(&frame);
                     let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
                     let _ = tokio::time::timeout(self.rules.close_timeout, goodbye).await;
                     return parts;
@@ -192,6 +194,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 () = sleep_until(deadline) => return ended(peer_close, closing),
             }
         }
+    }
+
+    /// The close to report when the host dropped the connection (`abort`):
+    /// a slow client (its outbox filled up) is counted as such.
+    fn aborted_with(&self, frame: &CloseFrame) -> (u16, String) {
+        let parts = close_parts(frame);
+        if parts == Close::TooSlow.parts() {
+            self.plugin.metrics().slow_client_dropped();
+        }
+        parts
     }
 
     /// Hand a client's message to the plugin, within the rate limit.
@@ -209,7 +221,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             Verdict::Refuse { first } => {
                 if first {
                     tracing::warn!(conn = self.peer.id, "rate limit exceeded, dropping messages");
-                    self.peer.send(Message::text(r#"{"type":"error","message":"Rate limit exceeded"}"#));
+                    let notice = Message::text(r#"{"type":"error","message":"Rate limit exceeded"}"#);
+                    let bytes = notice.len();
+                    if self.peer.send(notice) == Sent::Queued {
+                        self.plugin.metrics().sent(1, bytes);
+                    }
                 }
             }
             Verdict::Disconnect => {

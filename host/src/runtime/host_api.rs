@@ -40,6 +40,8 @@ pub(crate) struct HostState {
     /// (a 3 ms broadcast to 10k connections would yield a third of the
     /// time, and every yield lets the recipients run with smaller batches).
     pub(crate) running_since: Instant,
+    /// When the running callback started, for its duration in the metrics.
+    pub(crate) started: Instant,
 }
 
 impl HostState {
@@ -56,6 +58,7 @@ impl HostState {
             callback_timeout,
             deadline: Instant::now() + callback_timeout,
             running_since: Instant::now(),
+            started: Instant::now(),
         }
     }
 }
@@ -95,8 +98,13 @@ impl switchboard::channel::types::Host for HostState {}
 impl HostImports for HostState {
     fn send(&mut self, connection: ConnId, message: Payload) -> Result<(), HostError> {
         let peer = self.channel.peer(connection)?;
-        match peer.send(self.frame(message)?) {
-            Sent::Queued => self.delivered += 1,
+        let frame = self.frame(message)?;
+        let bytes = frame.len();
+        match peer.send(frame) {
+            Sent::Queued => {
+                self.delivered += 1;
+                self.channel.metrics.sent(1, bytes);
+            }
             Sent::Full => {
                 return Err(HostError::InvalidArgument(format!(
                     "the send queue of connection {connection} is full: the client is too slow and is being \

@@ -37,6 +37,7 @@ impl Instance {
         let now = Instant::now();
         state.deadline = now + state.callback_timeout;
         state.running_since = now;
+        state.started = now;
         self.store.set_epoch_deadline(1);
     }
 }
@@ -59,7 +60,7 @@ fn at_epoch_tick(state: &mut HostState) -> UpdateDeadline {
 
 /// Ask a freshly compiled plugin who it is, in a throwaway instance.
 pub(super) async fn describe(compiled: &Compiled, limits: &crate::config::Limits) -> Result<PluginInfo, LoadError> {
-    let mut instance = Instance::new(compiled, Arc::new(Channel::new("(loading)", limits.clone())))
+    let mut instance = Instance::new(compiled, Arc::new(Channel::new("(loading)", limits.clone(), None)))
         .await
         .map_err(|error| LoadError::Start(format!("{error:#}")))?;
     let WitPluginInfo { name, version, routes } = instance

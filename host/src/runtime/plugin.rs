@@ -23,6 +23,7 @@ use super::instance::Instance;
 use crate::channel::Channel;
 use crate::channel::peer::{ConnId, Peer};
 use crate::close::Close;
+use crate::metrics::PluginMetrics;
 
 /// How many rounds of presence changes caused by `on-presence` itself are
 /// told: a plugin that reacts to presence by changing it cannot loop forever.
@@ -74,6 +75,9 @@ pub(crate) struct Rejection {
 #[derive(Clone)]
 pub(crate) struct PluginHandle {
     plugin: Arc<Mutex<Plugin>>,
+    /// The plugin's metrics (its channel's), outside the lock: a
+    /// connection records what it reads without waiting for the plugin.
+    metrics: PluginMetrics,
 }
 
 impl std::fmt::Debug for PluginHandle {
@@ -88,8 +92,14 @@ impl PluginHandle {
         let instance = Instance::new(&compiled, Arc::clone(&channel))
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
+        let metrics = channel.metrics.clone();
         let plugin = Plugin { compiled, channel, instance: Some(instance), retired: false };
-        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)) })
+        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)), metrics })
+    }
+
+    /// The plugin's metrics.
+    pub(crate) fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
     }
 
     /// Register `peer` with the plugin's channel and run `on-connect`. On
@@ -182,6 +192,7 @@ impl Plugin {
             () => None,
         };
         if let Some(why) = refused {
+            self.channel.metrics.refused();
             return Err(Rejection { code: why.code(), reason: why.reason().to_owned() });
         }
         let conn = peer.id;
@@ -204,6 +215,9 @@ impl Plugin {
         };
         if answer.is_err() {
             self.channel.remove(conn);
+            self.channel.metrics.refused();
+        } else {
+            self.channel.metrics.accepted();
         }
         answer
     }
@@ -223,6 +237,7 @@ impl Plugin {
     }
 
     async fn closed(&mut self, conn: ConnId, code: u16, reason: String) {
+        self.channel.metrics.closed(code);
         let rooms = self.channel.leave_all(conn);
         let info = CloseInfo { connection: conn, code, reason, rooms };
         call!(self, "on-close", i => i.exports.call_on_close(&mut i.store, &info));
@@ -301,8 +316,11 @@ impl Plugin {
 
     /// Put the instance back after `callback` returned `result`. A trap is
     /// logged with the plugin's name and the instance is replaced (a trapped
-    /// store refuses every later call); the caller gets `None`.
+    /// store refuses every later call); the caller gets `None`. Every
+    /// callback passes here, so its duration, traps and deadline hits are
+    /// counted here.
     async fn checkin<R>(&mut self, instance: Instance, callback: &str, result: wasmtime::Result<R>) -> Option<R> {
+        self.channel.metrics.callback_ran(callback, instance.store.data().started);
         match result {
             Ok(value) => {
                 self.instance = Some(instance);
@@ -310,10 +328,9 @@ impl Plugin {
             }
             Err(error) => {
                 drop(instance);
-                let why = match error.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => "exceeded its time limit",
-                    _ => "trapped",
-                };
+                let deadline = matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt));
+                self.channel.metrics.trapped(deadline);
+                let why = if deadline { "exceeded its time limit" } else { "trapped" };
                 tracing::error!(plugin = &*self.channel.name, callback, "plugin {why}: {error:?}");
                 self.instance = Box::pin(Instance::new(&self.compiled, Arc::clone(&self.channel)))
                     .await

@@ -120,15 +120,8 @@ async fn a_connection_keeps_writing_while_its_message_waits_for_a_busy_plugin() 
     config.limits.callback_timeout = Duration::from_secs(5);
     config.api.key = Some("k".into());
     let server = TestServer::start_with(&[plugins::PROBE], config).await?;
-    let mut watcher = server.connect("/probe/watcher").await?;
-    watcher.recv_type("hello").await?;
-    watcher.send_text("join:lobby").await?;
-    assert_eq!(watcher.recv_text().await?, "joined");
-    let mut hog = server.connect("/probe/hog").await?;
-    hog.recv_type("hello").await?;
-    // The hog holds the plugin (until its deadline) once it says so.
-    hog.send_text("busy:lobby").await?;
-    assert_eq!(watcher.recv_text().await?, "busy");
+    let mut watcher = probe_in_lobby(&server, "watcher").await?;
+    let _hog = hold_the_plugin(&server, "hog", &mut watcher).await?;
     // The watcher's own message now waits for the plugin, while the backend
     // publishes to its room far more than its queue holds.
     watcher.send_text("count").await?;
@@ -171,14 +164,8 @@ async fn a_file_that_now_holds_another_plugin_keeps_the_old_one_until_the_new_on
 #[tokio::test]
 async fn shutdown_reaches_upgrading_connections_and_idle_http_ones() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::PROBE]).await?;
-    let mut watcher = server.connect("/probe/watcher").await?;
-    watcher.recv_type("hello").await?;
-    watcher.send_text("join:lobby").await?;
-    assert_eq!(watcher.recv_text().await?, "joined");
-    let mut hog = server.connect("/probe/hog").await?;
-    hog.recv_type("hello").await?;
-    hog.send_text("busy:lobby").await?;
-    assert_eq!(watcher.recv_text().await?, "busy");
+    let mut watcher = probe_in_lobby(&server, "watcher").await?;
+    let hog = hold_the_plugin(&server, "hog", &mut watcher).await?;
     // Upgraded, but its on-connect waits for the busy plugin.
     let upgrading = tokio::spawn(tokio_tungstenite::connect_async(server.url("/probe/late")));
     // An HTTP client that keeps its connection open between requests.
@@ -299,10 +286,7 @@ async fn files_load_in_parallel_each_under_its_own_deadline() -> anyhow::Result<
 #[tokio::test]
 async fn after_a_1011_the_socket_ends_although_the_plugin_is_busy() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::PROBE]).await?;
-    let mut watcher = server.connect("/probe/watcher").await?;
-    watcher.recv_type("hello").await?;
-    watcher.send_text("join:lobby").await?;
-    assert_eq!(watcher.recv_text().await?, "joined");
+    let mut watcher = probe_in_lobby(&server, "watcher").await?;
     let mut hogs = Vec::new();
     for name in ["a", "b", "c"] {
         let mut hog = server.connect(&format!("/probe/hog-{name}")).await?;
@@ -333,6 +317,25 @@ async fn after_a_1011_the_socket_ends_although_the_plugin_is_busy() -> anyhow::R
     let last_hog_stopped = tokio::time::timeout(TIMEOUT, last_hog_stopped).await???;
     assert!(victim_ended < last_hog_stopped, "the victim's socket stayed open while the plugin was busy");
     Ok(())
+}
+
+/// A probe client in the room `lobby`, which hears when the plugin is busy.
+async fn probe_in_lobby(server: &TestServer, name: &str) -> anyhow::Result<Client> {
+    let mut client = server.connect(&format!("/probe/{name}")).await?;
+    client.recv_type("hello").await?;
+    client.send_text("join:lobby").await?;
+    anyhow::ensure!(client.recv_text().await? == "joined", "the probe did not join the lobby");
+    Ok(client)
+}
+
+/// A probe client that holds the plugin (until its deadline stops it),
+/// returned once `watcher` (in the lobby) heard that it does.
+async fn hold_the_plugin(server: &TestServer, name: &str, watcher: &mut Client) -> anyhow::Result<Client> {
+    let mut hog = server.connect(&format!("/probe/{name}")).await?;
+    hog.recv_type("hello").await?;
+    hog.send_text("busy:lobby").await?;
+    anyhow::ensure!(watcher.recv_text().await? == "busy", "the watcher did not hear the hog");
+    Ok(hog)
 }
 
 /// A server on the plugins of `folder` (not copied).

@@ -29,7 +29,13 @@ mod lifecycle;
 mod limits;
 /// Loading plugins: invalid files, route conflicts, the plugins API.
 mod loading;
+/// Prometheus metrics: a scrape during real traffic (messages, refusals,
+/// traps, closes, reloads, the publish API) and what `/metrics` serves.
+mod metrics;
 /// Events from the backend: POST /api/publish, the notifications plugin.
 mod publish;
 /// Hot reload: new versions, broken files, removed files, chat under reload.
 mod reload;
+/// Restarts: what a durable store (`[store] path`) keeps, and what the
+/// in-memory default does not.
+mod restart;
