@@ -121,25 +121,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             let deadline = closing.as_ref().map(|(_, deadline)| *deadline);
             tokio::select! {
                 () = peer.outbox().take(&mut self.batch, peer.queue_bytes()), if closing.is_none() => {
-                    let written = tokio::select! {
-                        // The write first: when it completes at once (the
-                        // usual case), the timer below is never armed.
-                        biased;
-                        written = write_batch(&mut self.ws, &mut self.batch) => written,
-                        // A blocked socket cannot take a goodbye either: drop it.
-                        frame = &mut aborted => return self.aborted_with(&frame),
-                        () = tokio::time::sleep(self.rules.ping_timeout) => {
+                    let (ws, batch, blocked_for) = (&mut self.ws, &mut self.batch, self.rules.ping_timeout);
+                    let write = async {
+                        tokio::select! {
+                            // The write first: when it completes at once (the
+                            // usual case), the timer below is never armed.
+                            biased;
+                            written = write_batch(ws, batch) => Write::Done(written),
+                            // A blocked socket cannot take a goodbye either: drop it.
+                            frame = &mut aborted => Write::Aborted(frame),
+                            () = tokio::time::sleep(blocked_for) => Write::Blocked,
+                        }
+                    };
+                    match while_in_flight(&mut self.in_flight, write).await {
+                        Write::Done(Ok(Some(sent))) => {
+                            closing = Some((close_parts(&sent), Instant::now() + self.rules.close_timeout));
+                        }
+                        Write::Done(Ok(None)) => {}
+                        Write::Done(Err(_)) => return ended(peer_close, closing),
+                        Write::Aborted(frame) => return self.aborted_with(&frame),
+                        Write::Blocked => {
                             tracing::warn!(
                                 conn = peer.id, plugin = &*peer.plugin, "write blocked too long, dropping slow client"
                             );
                             self.plugin.metrics().slow_client_dropped();
                             return Close::TooSlow.parts();
                         }
-                    };
-                    match written {
-                        Ok(Some(sent)) => closing = Some((close_parts(&sent), Instant::now() + self.rules.close_timeout)),
-                        Ok(None) => {}
-                        Err(_) => return ended(peer_close, closing),
                     }
                 }
                 () = finish_in_flight(&mut self.in_flight), if self.in_flight.is_some() => self.in_flight = None,
@@ -171,8 +178,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
                 _ = ping.tick(), if closing.is_none() => {
                     answer_due.get_or_insert(Instant::now() + self.rules.ping_timeout);
-                    let ping = self.ws.send(Message::Ping(Bytes::new()));
-                    if !matches!(tokio::time::timeout(self.rules.ping_timeout, ping).await, Ok(Ok(()))) {
+                    let ping = tokio::time::timeout(self.rules.ping_timeout, self.ws.send(Message::Ping(Bytes::new())));
+                    if !matches!(while_in_flight(&mut self.in_flight, ping).await, Ok(Ok(()))) {
                         return ended(peer_close, closing);
                     }
                 }
@@ -188,7 +195,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 frame = &mut aborted => {
                     let parts = self.aborted_with(&frame);
                     let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
-                    let _ = tokio::time::timeout(self.rules.close_timeout, goodbye).await;
+                    let _ = while_in_flight(&mut self.in_flight, tokio::time::timeout(self.rules.close_timeout, goodbye))
+                        .await;
                     return parts;
                 }
                 () = sleep_until(deadline) => return ended(peer_close, closing),
@@ -233,6 +241,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 self.expelled = true;
                 self.peer.close(Close::RateLimited);
             }
+        }
+    }
+}
+
+/// How a batch's write ended.
+enum Write {
+    /// Written (or failed); a close frame if one was written.
+    Done(Result<Option<CloseFrame>, WsError>),
+    /// The host dropped the connection meanwhile.
+    Aborted(CloseFrame),
+    /// The socket took nothing for `ping_timeout`.
+    Blocked,
+}
+
+/// Do `work` on the socket while the message in flight, if any, goes on.
+/// A connection's callback must never wait for its socket: once the plugin's
+/// fair lock is handed to it, every other connection of the plugin waits
+/// until it runs, and a blocked client would stall them all.
+async fn while_in_flight<F: Future>(in_flight: &mut Option<Callback<'_>>, work: F) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut work => return output,
+            () = finish_in_flight(in_flight), if in_flight.is_some() => *in_flight = None,
         }
     }
 }

@@ -146,6 +146,39 @@ async fn a_connection_keeps_writing_while_its_message_waits_for_a_busy_plugin() 
 }
 
 #[tokio::test]
+async fn a_client_whose_socket_is_blocked_never_stalls_its_plugin() -> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.api.key = Some("k".into());
+    config.limits.send_queue_bytes = 64 << 20;
+    // Were its blocked write allowed to hold up its message, the plugin would
+    // be stuck for this long: longer than the test waits.
+    config.keepalive.ping_timeout = Duration::from_secs(60);
+    config.keepalive.ping_interval = Duration::from_secs(60);
+    let server = TestServer::start_with(&[plugins::PROBE], config).await?;
+    let mut watcher = probe_in_lobby(&server, "watcher").await?;
+    let mut stalled = server.connect("/probe/stalled").await?;
+    stalled.recv_type("hello").await?;
+    stalled.send_text("join:alone").await?;
+    assert_eq!(stalled.recv_text().await?, "joined");
+    let _hog = hold_the_plugin(&server, "hog", &mut watcher).await?;
+    // In the plugin's queue behind the hog: the stalled client's message...
+    stalled.send_text("count").await?;
+    // ...whose socket then fills up: it never reads again.
+    let publish = json!({"plugin": "probe", "room": "alone", "message": "x".repeat(900_000)}).to_string();
+    let headers = [("Authorization", "Bearer k"), ("Content-Length", &*publish.len().to_string())];
+    for _ in 0..30 {
+        let (status, _, body) = server.request_with_body("POST", "/api/publish", &headers, &publish).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Once the hog is stopped, the stalled client's message runs, and the
+    // plugin goes on serving everyone else.
+    watcher.send_text("count").await?;
+    assert!(watcher.recv_text().await?.parse::<u64>().is_ok());
+    drop(stalled);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_file_that_now_holds_another_plugin_keeps_the_old_one_until_the_new_one_is_up() -> anyhow::Result<()> {
     let mut config = Config::default();
     // Too little memory for the chat plugin to start, though enough to describe itself.
