@@ -126,25 +126,26 @@ pub(crate) fn metric_label(code: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    const ALL: [Close; 14] = [
+        Close::Shutdown,
+        Close::PluginRemoved,
+        Close::PluginReplaced,
+        Close::RouteRemoved,
+        Close::Protocol,
+        Close::NoStatus,
+        Close::Abnormal,
+        Close::PingTimeout,
+        Close::InvalidUtf8,
+        Close::TokenRefused,
+        Close::RateLimited,
+        Close::TooSlow,
+        Close::MessageTooBig,
+        Close::PluginError,
+    ];
+
     #[test]
     fn reasons_fit_a_control_frame_and_codes_are_sendable_or_reported_only() {
-        let all = [
-            Close::Shutdown,
-            Close::PluginRemoved,
-            Close::PluginReplaced,
-            Close::RouteRemoved,
-            Close::Protocol,
-            Close::NoStatus,
-            Close::Abnormal,
-            Close::PingTimeout,
-            Close::InvalidUtf8,
-            Close::TokenRefused,
-            Close::RateLimited,
-            Close::TooSlow,
-            Close::MessageTooBig,
-            Close::PluginError,
-        ];
-        for close in all {
+        for close in ALL {
             assert!(close.reason().len() <= 123);
             let reported_only = matches!(close, Close::NoStatus | Close::Abnormal | Close::PingTimeout);
             assert_eq!(is_sendable(close.code()), !reported_only, "{close:?}");
@@ -153,23 +154,7 @@ mod tests {
 
     #[test]
     fn the_hosts_own_codes_are_their_own_metric_label_and_the_rest_are_bucketed() {
-        let all = [
-            Close::Shutdown,
-            Close::PluginRemoved,
-            Close::PluginReplaced,
-            Close::RouteRemoved,
-            Close::Protocol,
-            Close::NoStatus,
-            Close::Abnormal,
-            Close::PingTimeout,
-            Close::InvalidUtf8,
-            Close::TokenRefused,
-            Close::RateLimited,
-            Close::TooSlow,
-            Close::MessageTooBig,
-            Close::PluginError,
-        ];
-        for close in all {
+        for close in ALL {
             assert_eq!(metric_label(close.code()), close.code().to_string());
         }
         assert_eq!(metric_label(1000), "1000");

@@ -31,6 +31,45 @@ pub(crate) const SETTLE: Duration = Duration::from_millis(10);
 /// folder's churn.
 const QUEUE: usize = 1024;
 
+/// The two ends of the bounded queue from the watcher thread to the reload
+/// task.
+fn change_queue(capacity: usize) -> (Outgoing, Incoming) {
+    let (sender, queue) = mpsc::channel(capacity);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    (Outgoing { sender, overflowed: Arc::clone(&overflowed) }, Incoming { queue, overflowed })
+}
+
+/// The watcher thread's end: queues a change, or notes that one was lost.
+struct Outgoing {
+    sender: mpsc::Sender<Change>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Outgoing {
+    fn send(&self, change: Change) {
+        if self.sender.try_send(change).is_err() {
+            self.overflowed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The reload task's end: the queued changes, and a rescan first whenever
+/// some could not be queued.
+struct Incoming {
+    queue: mpsc::Receiver<Change>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Incoming {
+    async fn next(&mut self) -> Option<Change> {
+        if self.overflowed.swap(false, Ordering::SeqCst) {
+            tracing::warn!("too many plugin folder events at once, rescanning the folder");
+            return Some(Change::Rescan);
+        }
+        self.queue.recv().await
+    }
+}
+
 /// What the watcher thread tells the reload task.
 enum Change {
     /// Something happened to this plugin file; `complete` when the event
@@ -50,14 +89,8 @@ pub(crate) struct PluginWatcher {
 impl PluginWatcher {
     /// Start watching `dir` (not recursively: plugins are files directly in it).
     pub(crate) fn start(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<PluginWatcher> {
-        let (changes, queue) = mpsc::channel(QUEUE);
-        let overflowed = Arc::new(AtomicBool::new(false));
-        let overflow = Arc::clone(&overflowed);
-        let send = move |change: Change| {
-            if changes.try_send(change).is_err() {
-                overflow.store(true, Ordering::SeqCst);
-            }
-        };
+        let (changes, queue) = change_queue(QUEUE);
+        let send = move |change: Change| changes.send(change);
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.need_rescan() => send(Change::Rescan),
             Ok(event) if is_content_change(&event.kind) => {
@@ -75,7 +108,7 @@ impl PluginWatcher {
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch plugins folder {}", dir.display()))?;
-        tokio::spawn(reload_loop(dir.to_owned(), registry, queue, overflowed));
+        tokio::spawn(reload_loop(dir.to_owned(), registry, queue));
         tracing::info!(folder = %dir.display(), "watching for plugin changes");
         Ok(PluginWatcher { _watcher: watcher })
     }
@@ -106,33 +139,19 @@ fn is_completion(kind: &EventKind) -> bool {
     )
 }
 
-async fn reload_loop(
-    dir: PathBuf,
-    registry: Arc<Registry>,
-    mut queue: mpsc::Receiver<Change>,
-    overflowed: Arc<AtomicBool>,
-) {
+async fn reload_loop(dir: PathBuf, registry: Arc<Registry>, mut queue: Incoming) {
     // File → when its first event of the current burst arrived, and
     // whether its last event said it is complete.
     let mut pending: HashMap<PathBuf, (Instant, bool)> = HashMap::new();
     let mut rescan: Option<Instant> = None;
-    while let Some(change) = queue.recv().await {
+    while let Some(change) = queue.next().await {
         note(change, &mut pending, &mut rescan);
-        if overflowed.swap(false, Ordering::SeqCst) {
-            tracing::warn!("too many plugin folder events at once, rescanning the folder");
-            note(Change::Rescan, &mut pending, &mut rescan);
-        }
         // Wait until the folder has been quiet long enough.
         loop {
             let all_complete = rescan.is_none() && pending.values().all(|(_, complete)| *complete);
             let quiet = if all_complete { SETTLE } else { DEBOUNCE };
-            match tokio::time::timeout(quiet, queue.recv()).await {
-                Ok(Some(change)) => {
-                    note(change, &mut pending, &mut rescan);
-                    if overflowed.swap(false, Ordering::SeqCst) {
-                        note(Change::Rescan, &mut pending, &mut rescan);
-                    }
-                }
+            match tokio::time::timeout(quiet, queue.next()).await {
+                Ok(Some(change)) => note(change, &mut pending, &mut rescan),
                 Ok(None) => return,
                 Err(_quiet) => break,
             }
@@ -161,5 +180,27 @@ fn note(change: Change, pending: &mut HashMap<PathBuf, (Instant, bool)>, rescan:
         Change::Rescan => {
             rescan.get_or_insert(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> Change {
+        Change::File { path: PathBuf::from(name), complete: true }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_loses_no_change_it_turns_them_into_a_rescan() {
+        let (outgoing, mut incoming) = change_queue(2);
+        for name in ["a.wasm", "b.wasm", "c.wasm", "d.wasm"] {
+            outgoing.send(file(name));
+        }
+        assert!(matches!(incoming.next().await, Some(Change::Rescan)), "the lost changes: a rescan, first");
+        assert!(matches!(incoming.next().await, Some(Change::File { path, .. }) if path == Path::new("a.wasm")));
+        assert!(matches!(incoming.next().await, Some(Change::File { path, .. }) if path == Path::new("b.wasm")));
+        drop(outgoing);
+        assert!(incoming.next().await.is_none(), "nothing else was queued");
     }
 }
