@@ -20,7 +20,7 @@
 //! Beside them: `config` (every setting and limit, with its default),
 //! `close` (every close code the host sends, with its meaning),
 //! `rate_limit` (the token bucket of connections and of plugin logs) and
-//! `metrics` (every Prometheus metric, and the per-plugin handles every
+//! `metrics/` (every Prometheus metric, and the per-plugin handles every
 //! layer records through; `net/metrics.rs` serves them).
 //!
 //! The public API is what the binary and the tests need: [`Config`] and

@@ -14,43 +14,23 @@
 //! exports), `code` (see [`crate::close::metric_label`]), `reason`, `result`
 //! and `status`; never a room, a user or a connection.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+mod histogram;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
+
+use self::histogram::DurationHistogram;
 
 /// The callbacks timed by `plugin_callback_duration_seconds`, as the
 /// `callback` label spells them (the WIT export names).
 pub(crate) const CALLBACKS: [&str; 6] =
     ["on-connect", "on-message", "on-close", "on-presence", "on-publish", "snapshot"];
-
-/// Upper bounds of the callback duration buckets, in nanoseconds: 10 µs to
-/// 2.5 s (the default deadline is 1 s), then +Inf.
-const DURATION_BUCKETS_NANOS: [u64; 17] = [
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-];
 
 /// Why an upgrade was refused: the `reason` label of `upgrades_refused_total`.
 /// A path no plugin serves (404) and a request that is no WebSocket
@@ -450,61 +430,6 @@ impl PluginMetrics {
     }
 }
 
-/// A histogram of durations with fixed buckets, recorded with two atomic
-/// adds and no lock (`prometheus_client`'s `Histogram` takes a mutex per
-/// observation).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DurationHistogram(Arc<HistogramCells>);
-
-#[derive(Debug, Default)]
-struct HistogramCells {
-    /// Observations per bucket of [`DURATION_BUCKETS_NANOS`] (not
-    /// cumulative); the last one is +Inf.
-    buckets: [AtomicU64; DURATION_BUCKETS_NANOS.len() + 1],
-    /// The sum of the observations, in nanoseconds.
-    sum_nanos: AtomicU64,
-}
-
-impl DurationHistogram {
-    fn observe(&self, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let index = DURATION_BUCKETS_NANOS.partition_point(|bound| *bound < nanos);
-        if let Some(bucket) = self.0.buckets.get(index) {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-}
-
-impl TypedMetric for DurationHistogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for DurationHistogram {
-    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
-        // The count is the buckets' sum, so that the two always agree.
-        let mut count = 0;
-        let buckets: Vec<(f64, u64)> = self
-            .0
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(index, bucket)| {
-                let observed = bucket.load(Ordering::Relaxed);
-                count += observed;
-                let bound = DURATION_BUCKETS_NANOS.get(index).map_or(f64::INFINITY, |nanos| *nanos as f64 / 1e9);
-                (bound, observed)
-            })
-            .collect();
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        Self::TYPE
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,19 +480,6 @@ mod tests {
         ] {
             assert!(text.lines().any(|scraped| scraped == line), "{line} missing from:\n{text}");
         }
-    }
-
-    #[test]
-    fn durations_fall_in_their_buckets_and_the_sum_is_in_seconds() {
-        let histogram = DurationHistogram::default();
-        histogram.observe(Duration::from_micros(10));
-        histogram.observe(Duration::from_micros(11));
-        histogram.observe(Duration::from_secs(10));
-        let counts: Vec<u64> = histogram.0.buckets.iter().map(|bucket| bucket.load(Ordering::Relaxed)).collect();
-        assert_eq!(counts[0], 1, "the bound is inclusive");
-        assert_eq!(counts[1], 1);
-        assert_eq!(counts[DURATION_BUCKETS_NANOS.len()], 1, "+Inf");
-        assert_eq!(histogram.0.sum_nanos.load(Ordering::Relaxed), 10_000_021_000);
     }
 
     #[test]
