@@ -92,9 +92,7 @@ pub(crate) async fn build_all(sources: &Path, plugins: &Path) -> anyhow::Result<
 /// Rebuild crates as their sources change, until the returned guard drops.
 pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<notify::RecommendedWatcher> {
     let sources = std::fs::canonicalize(sources).with_context(|| format!("cannot find {}", sources.display()))?;
-    let (changed, mut queue) = mpsc::channel::<PathBuf>(QUEUE);
-    let overflowed = Arc::new(AtomicBool::new(false));
-    let overflow = Arc::clone(&overflowed);
+    let (changed, mut queue) = changed_crates(QUEUE);
     let root = sources.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -102,10 +100,8 @@ pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<no
             return;
         }
         for path in event.paths {
-            if let Some(crate_dir) = crate_of(&root, &path)
-                && changed.try_send(crate_dir).is_err()
-            {
-                overflow.store(true, Ordering::SeqCst);
+            if let Some(crate_dir) = crate_of(&root, &path) {
+                changed.send(crate_dir);
             }
         }
     })?;
@@ -118,7 +114,7 @@ pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<no
             while let Ok(Some(next)) = tokio::time::timeout(DEBOUNCE, queue.recv()).await {
                 crates.insert(next);
             }
-            if overflowed.swap(false, Ordering::SeqCst) {
+            if queue.lost_some() {
                 crates.extend(plugin_crates(&root).unwrap_or_default());
             }
             for crate_dir in crates {
@@ -131,6 +127,45 @@ pub(crate) fn watch_sources(sources: &Path, plugins: &Path) -> anyhow::Result<no
     });
     tracing::info!(folder = %sources.display(), "watching plugin sources");
     Ok(watcher)
+}
+
+/// The two ends of the bounded queue of changed crates, from the watcher
+/// thread to the build task.
+fn changed_crates(capacity: usize) -> (Changed, Queue) {
+    let (sender, receiver) = mpsc::channel(capacity);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    (Changed { sender, overflowed: Arc::clone(&overflowed) }, Queue { receiver, overflowed })
+}
+
+/// The watcher's end: queues a crate, or notes that one was lost.
+struct Changed {
+    sender: mpsc::Sender<PathBuf>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Changed {
+    fn send(&self, crate_dir: PathBuf) {
+        if self.sender.try_send(crate_dir).is_err() {
+            self.overflowed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The build task's end.
+struct Queue {
+    receiver: mpsc::Receiver<PathBuf>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Queue {
+    async fn recv(&mut self) -> Option<PathBuf> {
+        self.receiver.recv().await
+    }
+
+    /// Whether changes were lost since the last call: then every crate is rebuilt.
+    fn lost_some(&self) -> bool {
+        self.overflowed.swap(false, Ordering::SeqCst)
+    }
 }
 
 /// The crate folder a changed path belongs to: `sources/<crate>/...`,
@@ -162,5 +197,19 @@ mod tests {
         assert_eq!(crate_of(&sources, &chat.join("src/.lib.rs.swp")), None);
         assert_eq!(crate_of(&sources, &chat), None);
         assert_eq!(crate_of(&sources, Path::new("/elsewhere/chat/src/lib.rs")), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_of_changed_crates_means_rebuild_them_all() {
+        let (changed, mut queue) = changed_crates(2);
+        for name in ["a", "b", "c"] {
+            changed.send(PathBuf::from(name));
+        }
+        assert!(queue.lost_some(), "the third was not queued");
+        assert!(!queue.lost_some(), "said once");
+        assert_eq!(queue.recv().await, Some(PathBuf::from("a")));
+        assert_eq!(queue.recv().await, Some(PathBuf::from("b")));
+        drop(changed);
+        assert_eq!(queue.recv().await, None);
     }
 }
