@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -114,6 +115,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let peer = self.peer;
         let aborted = peer.aborted();
         tokio::pin!(aborted);
+        // Likewise one wait for the server's shutdown.
+        let shutdown = shutdown.requested();
+        tokio::pin!(shutdown);
         let ended = |peer_close: Option<(u16, String)>, closing: Option<((u16, String), Instant)>| {
             peer_close.or(closing.map(|(sent, _)| sent)).unwrap_or_else(|| Close::Abnormal.parts())
         };
@@ -156,7 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                             self.plugin.metrics().received(message.len());
                             if closing.is_none() {
-                                self.deliver(message);
+                                self.deliver(message).await;
                             }
                         }
                         Some(Ok(Message::Close(frame))) => {
@@ -187,7 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     tracing::info!(conn = peer.id, "no answer to ping, dropping connection");
                     return Close::PingTimeout.parts();
                 }
-                () = shutdown.requested(), if !shutting_down => {
+                () = &mut shutdown, if !shutting_down => {
                     // After what is already queued, like any close.
                     shutting_down = true;
                     peer.close(Close::Shutdown);
@@ -214,8 +218,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         parts
     }
 
-    /// Hand a client's message to the plugin, within the rate limit.
-    fn deliver(&mut self, message: Message) {
+    /// Hand a client's message to the plugin, within the rate limit. The
+    /// callback gets one poll at once: when the plugin is free (the usual
+    /// case) it runs to its end here, as if awaited, and only a callback
+    /// that has to wait stays in flight.
+    async fn deliver(&mut self, message: Message) {
         if self.expelled {
             return;
         }
@@ -224,7 +231,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 // A reply queued by the callback would wake this very task
                 // for a second poll; the loop takes the queue right after.
                 self.peer.outbox().forget_reader();
-                self.in_flight = Some(self.plugin.message(self.peer.id, message));
+                let mut callback = self.plugin.message(self.peer.id, message);
+                let done = std::future::poll_fn(|cx| Poll::Ready(callback.as_mut().poll(cx).is_ready())).await;
+                if !done {
+                    self.in_flight = Some(callback);
+                }
             }
             Verdict::Refuse { first } => {
                 if first {
