@@ -9,8 +9,10 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::channel::Channel;
 use crate::channel::outbox::{Outbox, Refused};
 use crate::close::{Close, close_frame};
+use crate::metrics::PluginMetrics;
 
 /// Host-wide connection id; plugins name connections by it.
 pub(crate) type ConnId = u64;
@@ -34,6 +36,8 @@ pub(crate) struct Peer {
     /// The plugin it belongs to, for the logs (a slow client is dropped for
     /// what one plugin sent it).
     pub(crate) plugin: Arc<str>,
+    /// The plugin's metrics: a slow client is counted where it is dropped.
+    metrics: PluginMetrics,
     /// The outbox's byte budget, handed back each time the queue is taken.
     queue_bytes: usize,
     /// Set when the host drops the connection without waiting for the queue
@@ -59,14 +63,15 @@ pub(crate) enum Sent {
 }
 
 impl Peer {
-    /// A peer of `plugin` whose queue holds up to `frames` frames and `bytes`
-    /// payload bytes.
-    pub(crate) fn new(id: ConnId, route: &str, plugin: &str, frames: usize, bytes: usize) -> Peer {
+    /// A peer of `channel`'s plugin whose queue holds up to `frames` frames
+    /// and `bytes` payload bytes.
+    pub(crate) fn new(id: ConnId, route: &str, channel: &Channel, frames: usize, bytes: usize) -> Peer {
         Peer {
             outbox: Outbox::new(frames, bytes),
             id,
             route: route.into(),
-            plugin: plugin.into(),
+            plugin: Arc::clone(&channel.name),
+            metrics: channel.metrics.clone(),
             queue_bytes: bytes,
             abort: Mutex::new(None),
             aborted: Notify::new(),
@@ -82,6 +87,7 @@ impl Peer {
             Err(Refused::Full) => {
                 if self.abort(Close::TooSlow) {
                     tracing::warn!(conn = self.id, plugin = &*self.plugin, "send queue full, dropping slow client");
+                    self.metrics.slow_client_dropped();
                 }
                 Sent::Full
             }
@@ -172,7 +178,8 @@ mod tests {
         let logs = Captured::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-        let peer = Peer::new(7, "/chat/:room", "chat", 1, 1 << 20);
+        let channel = Channel::new("chat", crate::config::Limits::default(), None);
+        let peer = Peer::new(7, "/chat/:room", &channel, 1, 1 << 20);
         let outcomes = tracing::subscriber::with_default(subscriber, || {
             [peer.send(Message::text("a")), peer.send(Message::text("b")), peer.send(Message::text("c"))]
         });

@@ -201,9 +201,8 @@ fn upgrade(
             let _ = tokio::time::timeout(rules.close_timeout, futures_util::SinkExt::send(&mut ws, goodbye)).await;
             return;
         }
-        let name = &plugin.info.name;
-        let peer =
-            Peer::new(shared.next_connection_id(), &connect.route, name, limits.send_queue, limits.send_queue_bytes);
+        let id = shared.next_connection_id();
+        let peer = Peer::new(id, &connect.route, &plugin.channel, limits.send_queue, limits.send_queue_bytes);
         crate::net::websocket::run(ws, Arc::new(peer), plugin.handle.clone(), connect, rules, shutdown).await;
     });
     let mut response = Response::new(Body::default());

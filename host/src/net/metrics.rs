@@ -87,23 +87,14 @@ impl Endpoint {
     }
 }
 
-fn serve_connection(stream: tokio::net::TcpStream, scraper: Arc<Scraper>, shutdown: Shutdown) {
+fn serve_connection(stream: tokio::net::TcpStream, scraper: Arc<Scraper>, mut shutdown: Shutdown) {
     tokio::spawn(async move {
-        let mut signal = shutdown;
         let service = service_fn(move |request| {
             let answer = answer(&request, &scraper);
             async move { Ok::<_, Infallible>(answer) }
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(connection);
-        let outcome = tokio::select! {
-            outcome = &mut connection => outcome,
-            () = signal.requested() => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(error) = outcome {
+        if let Err(error) = shutdown.serve(connection, |connection| connection.graceful_shutdown()).await {
             tracing::debug!("metrics connection ended: {error}");
         }
     });

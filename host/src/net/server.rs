@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -61,6 +62,19 @@ impl Shutdown {
     pub(crate) async fn requested(&mut self) {
         // An error means the server is gone: that is a shutdown too.
         let _ = self.signal.wait_for(|stop| *stop).await;
+    }
+
+    /// Drive an HTTP connection to its end; on shutdown, `graceful` asks it
+    /// to finish the request in progress, if any, and close.
+    pub(crate) async fn serve<C: Future>(&mut self, connection: C, graceful: impl FnOnce(Pin<&mut C>)) -> C::Output {
+        tokio::pin!(connection);
+        tokio::select! {
+            output = &mut connection => output,
+            () = self.requested() => {
+                graceful(connection.as_mut());
+                connection.await
+            }
+        }
     }
 }
 
@@ -279,15 +293,7 @@ fn serve_http(stream: tokio::net::TcpStream, remote: SocketAddr, shared: Arc<Sha
         let service =
             service_fn(move |request| crate::net::http::handle(request, Arc::clone(&shared), remote, shutdown.clone()));
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-        tokio::pin!(connection);
-        let outcome = tokio::select! {
-            outcome = &mut connection => outcome,
-            () = signal.requested() => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(error) = outcome {
+        if let Err(error) = signal.serve(connection, |connection| connection.graceful_shutdown()).await {
             tracing::debug!(%remote, "http connection ended: {error}");
         }
     });

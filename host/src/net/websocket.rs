@@ -143,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         }
                         Write::Done(Ok(None)) => {}
                         Write::Done(Err(_)) => return ended(peer_close, closing),
-                        Write::Aborted(frame) => return self.aborted_with(&frame),
+                        Write::Aborted(frame) => return close_parts(&frame),
                         Write::Blocked => {
                             tracing::warn!(
                                 conn = peer.id, plugin = &*peer.plugin, "write blocked too long, dropping slow client"
@@ -197,7 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     peer.close(Close::Shutdown);
                 }
                 frame = &mut aborted => {
-                    let parts = self.aborted_with(&frame);
+                    let parts = close_parts(&frame);
                     let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
                     let _ = while_in_flight(&mut self.in_flight, tokio::time::timeout(self.rules.close_timeout, goodbye))
                         .await;
@@ -206,16 +206,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 () = sleep_until(deadline) => return ended(peer_close, closing),
             }
         }
-    }
-
-    /// The close to report when the host dropped the connection (`abort`):
-    /// a slow client (its outbox filled up) is counted as such.
-    fn aborted_with(&self, frame: &CloseFrame) -> (u16, String) {
-        let parts = close_parts(frame);
-        if parts == Close::TooSlow.parts() {
-            self.plugin.metrics().slow_client_dropped();
-        }
-        parts
     }
 
     /// Hand a client's message to the plugin, within the rate limit. The

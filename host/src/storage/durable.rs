@@ -230,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_keeps_one_change_per_key_however_many_writes() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("store.redb");
+        let store = Durable::open(&path).unwrap();
+        let chat: Arc<str> = "chat".into();
+        {
+            // Hold the file: the writer takes what is queued and waits for it.
+            let _held = store.shared.db.lock();
+            store.write(&chat, "first", Some(b"taken or queued"));
+            for n in 0..10_000u32 {
+                store.write(&chat, "counter", Some(&n.to_le_bytes()));
+            }
+            let queued = store.shared.queue.lock().changes.len();
+            assert!(queued <= 2, "{queued} changes queued for two keys");
+        }
+        store.close();
+        let entries: HashMap<String, Vec<u8>> =
+            Durable::open(&path).unwrap().load("chat").unwrap().into_iter().collect();
+        assert_eq!(entries.get("counter"), Some(&9_999u32.to_le_bytes().to_vec()), "the last write won");
+    }
+
+    #[test]
     fn a_path_that_cannot_be_a_store_is_a_clear_error() {
         let folder = tempfile::tempdir().unwrap();
         let not_a_store = folder.path().join("junk");
