@@ -51,6 +51,10 @@ impl<E: Export> Guest for E {
         E::with(|plugin| plugin.on_publish(&topic, payload));
     }
 
+    fn on_timer(name: String) {
+        E::with(|plugin| plugin.on_timer(&name));
+    }
+
     fn snapshot() -> Vec<u8> {
         E::with(|plugin| plugin.snapshot())
     }

@@ -9,6 +9,7 @@
 //! - [`User`]: every connection of one user (bound with [`Conn::set_user`]);
 //! - [`broadcast`]: every connection of the plugin;
 //! - [`kv`]: a key-value store that the host keeps across reloads;
+//! - [`timer`]: callbacks later ([`Plugin::on_timer`]), one-shot or repeating;
 //! - [`log`]: the server's log, tagged with the plugin's name;
 //! - [`Json`] and [`BadMessage`]: reading JSON messages with errors a client
 //!   can understand.
@@ -48,6 +49,7 @@ pub mod log;
 mod message;
 mod plugin;
 mod room;
+pub mod timer;
 mod user;
 
 pub use bindings::switchboard::channel::types::HostError;
@@ -65,6 +67,7 @@ impl HostError {
         match self {
             HostError::UnknownConnection => "unknown or closed connection",
             HostError::InvalidArgument(why) => why,
+            HostError::QueueFull => "the client's send queue is full: it is too slow and is being disconnected",
         }
     }
 }

@@ -56,6 +56,12 @@ pub trait Plugin: Default + 'static {
         let _ = (topic, payload);
     }
 
+    /// The timer `name`, set with [`crate::timer::after`] or
+    /// [`crate::timer::every`], is due.
+    fn on_timer(&mut self, name: &str) {
+        let _ = name;
+    }
+
     /// Hot reload: the state to hand to the next version of this plugin.
     fn snapshot(&mut self) -> Vec<u8> {
         Vec::new()

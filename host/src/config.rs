@@ -175,6 +175,11 @@ limits! {
         /// Presence changes collected during one callback for `on-presence`;
         /// beyond it they are dropped (and counted), clients still get the diffs.
         max_presence_events: usize = 10_000;
+        /// Timers a plugin may have set at once (`set-timer`).
+        max_timers: usize = 1000;
+        /// Shortest period of a repeating timer: a plugin cannot keep
+        /// itself busy on a 0 ms tick.
+        min_timer_interval: Duration = Duration::from_millis(10), with "duration", "optional_duration";
         /// Metadata keys per connection.
         max_meta_keys: usize = 64;
         /// Largest metadata value, in bytes.
@@ -220,6 +225,9 @@ pub(crate) const MAX_PLUGIN_NAME: usize = 64;
 /// Core instances one plugin instance may create: a component made by
 /// `wit-bindgen` or `componentize-js` needs a handful.
 pub(crate) const MAX_PLUGIN_CORE_INSTANCES: usize = 16;
+/// Longest delay of a plugin's timer: far enough for any turn timeout, near
+/// enough that a deadline never overflows the clock.
+pub(crate) const MAX_TIMER_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Keep-alive: the server pings every `ping_interval`; a peer that sends
 /// nothing (not even a pong) for `ping_interval + ping_timeout` is dropped.

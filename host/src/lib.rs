@@ -5,6 +5,8 @@
 //! of the `switchboard:channel` world, see `wit/`) decide what happens. The
 //! parts, one layer per folder, each using only the layers below it:
 //!
+//! - `testing/`: the plugin test kit ([`testing`]): a plugin driven by fake
+//!   clients, with the real runtime and channel logic but no sockets;
 //! - `net/`: the listener, HTTP, one task per WebSocket connection, the
 //!   public folder; the only layer that touches sockets;
 //! - `api/`: the publish API for backends, token authentication;
@@ -24,7 +26,7 @@
 //! layer records through; `net/metrics.rs` serves them).
 //!
 //! The public API is what the binary and the tests need: [`Config`] and
-//! [`Server`].
+//! [`Server`], and the test kit for plugin authors, [`testing`].
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +40,7 @@ mod net;
 mod rate_limit;
 mod runtime;
 mod storage;
+pub mod testing;
 
 pub use config::{
     Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings, PluginSettings, StoreSettings,

@@ -6,17 +6,19 @@
 //! - `peer`: a connection as the rest of the host sees it; `outbox`: its
 //!   bounded queue of outgoing frames;
 //! - `presence`: who is in a tracked room, Phoenix-style;
-//! - `store`: the key-value store, bounded in keys and bytes.
+//! - `store`: the key-value store, bounded in keys and bytes;
+//! - `timers`: the plugin's timers, and the clock they run on.
 
 pub(crate) mod outbox;
 pub(crate) mod peer;
 mod presence;
 mod store;
+pub(crate) mod timers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
@@ -24,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
+use crate::channel::timers::{Clock, Timers};
 use crate::config::Limits;
 use crate::metrics::PluginMetrics;
 use crate::rate_limit::{TokenBucket, Verdict};
@@ -53,6 +56,13 @@ pub(crate) struct Channel {
     /// The plugin's key-value store: here, not in the plugin, so that it
     /// survives reloads and crashes.
     store: Mutex<Store>,
+    /// The plugin's timers: here, so that they survive reloads.
+    timers: Mutex<Timers>,
+    /// Wakes whoever fires the timers when they change: a timer set now
+    /// may be due before the one it sleeps for.
+    pub(crate) timers_changed: tokio::sync::Notify,
+    /// What timers are set and fired by: real time, or a test's.
+    pub(crate) clock: Clock,
     /// Connections admitted (upgrading or open), for `max_connections`:
     /// reserved before the upgrade, so that concurrent upgrades cannot
     /// overshoot the cap.
@@ -103,6 +113,7 @@ pub(crate) struct Stats {
     pub(crate) tracked_rooms: usize,
     pub(crate) kv_keys: usize,
     pub(crate) kv_bytes: usize,
+    pub(crate) timers: usize,
     pub(crate) log_dropped: u64,
     pub(crate) presence_events_dropped: u64,
 }
@@ -144,11 +155,15 @@ impl Channel {
             dropped_since: 0,
             dropped: 0,
         };
+        let timers = Timers::new(limits.max_timers, limits.min_timer_interval);
         Channel {
             name: name.into(),
             limits,
+            timers: Mutex::new(timers),
             members: RwLock::new(Members::default()),
             store: Mutex::new(store),
+            timers_changed: tokio::sync::Notify::new(),
+            clock: Clock::default(),
             admitted: AtomicUsize::new(0),
             log: Mutex::new(log),
             presence_events_dropped: AtomicU64::new(0),
@@ -159,6 +174,12 @@ impl Channel {
     /// The same channel, recording to `metrics`.
     pub(crate) fn with_metrics(mut self, metrics: PluginMetrics) -> Channel {
         self.metrics = metrics;
+        self
+    }
+
+    /// The same channel, its timers run by `clock`.
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Channel {
+        self.clock = clock;
         self
     }
 
@@ -228,6 +249,7 @@ impl Channel {
             tracked_rooms,
             kv_keys,
             kv_bytes,
+            timers: self.timers.lock().len(),
             log_dropped: self.log.lock().dropped,
             presence_events_dropped: self.presence_events_dropped.load(Ordering::Relaxed),
         }
@@ -412,6 +434,43 @@ impl Channel {
 
     pub(crate) fn kv_delete(&self, key: &str) -> bool {
         self.store.lock().delete(key)
+    }
+
+    pub(crate) fn kv_compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<&[u8]>,
+        value: Option<Vec<u8>>,
+    ) -> Result<bool, CallError> {
+        self.store.lock().compare_and_swap(key, expected, value)
+    }
+
+    /// Set (or replace) timer `name`, due in `after` (and every `after` if `repeat`).
+    pub(crate) fn set_timer(&self, name: String, after: Duration, repeat: bool) -> Result<(), CallError> {
+        self.check_name("timer name", &name)?;
+        self.timers.lock().set(name, after, repeat, self.clock.now())?;
+        self.timers_changed.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn cancel_timer(&self, name: &str) -> bool {
+        self.timers.lock().cancel(name)
+    }
+
+    /// Drop every timer (the plugin is unloaded).
+    pub(crate) fn clear_timers(&self) {
+        self.timers.lock().clear();
+        self.timers_changed.notify_one();
+    }
+
+    /// When the next timer is due.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.timers.lock().next_due()
+    }
+
+    /// The timers due at `now`, earliest first (see `Timers::take_due`).
+    pub(crate) fn take_due_timers(&self, now: Instant) -> Vec<String> {
+        self.timers.lock().take_due(now)
     }
 
     /// Whether the plugin may write a log record now (its log rate).

@@ -110,6 +110,14 @@ impl Outbox {
         Poll::Ready(())
     }
 
+    /// Take whatever is queued, without waiting (for the test kit, which
+    /// reads a connection's frames after each step instead of waiting).
+    pub(crate) fn take_now(&self, bytes: usize) -> VecDeque<Message> {
+        let mut state = self.state.lock();
+        state.bytes_left = clamp_bytes(bytes);
+        std::mem::take(&mut state.frames)
+    }
+
     /// Stop waking the reader until it waits again: for a reader that will
     /// look at the queue anyway before it waits.
     pub(crate) fn forget_reader(&self) {

@@ -130,11 +130,16 @@ impl Peer {
     /// Resolves once `abort` was called, with the close frame to send.
     pub(crate) async fn aborted(&self) -> CloseFrame {
         loop {
-            if let Some(frame) = self.abort.lock().clone() {
+            if let Some(frame) = self.abort_frame() {
                 return frame;
             }
             self.aborted.notified().await;
         }
+    }
+
+    /// The close frame `abort` was called with, if it was.
+    pub(crate) fn abort_frame(&self) -> Option<CloseFrame> {
+        self.abort.lock().clone()
     }
 
     /// Attach a value; a new key beyond `max_keys` is refused.

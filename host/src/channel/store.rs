@@ -98,6 +98,27 @@ impl Store {
         }
     }
 
+    /// Replace `key`'s value with `value` (`None`: delete) if it is
+    /// `expected` now (`None`: absent); whether it did. One step under the
+    /// store's lock, so no other call interleaves.
+    pub(crate) fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<&[u8]>,
+        value: Option<Vec<u8>>,
+    ) -> Result<bool, CallError> {
+        if self.values.get(&key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(value) => self.set(key, value)?,
+            None => {
+                self.delete(&key);
+            }
+        }
+        Ok(true)
+    }
+
     /// Keys and values held, in bytes.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -145,5 +166,18 @@ mod tests {
         assert!(!store.delete("a"));
         assert_eq!((store.bytes(), store.len()), (11, 1));
         assert_eq!(store.get("b"), Some(vec![0; 10]));
+    }
+
+    #[test]
+    fn compare_and_swap_swaps_only_what_it_expects() {
+        let mut store = store();
+        assert_eq!(store.compare_and_swap("a".into(), Some(b"x"), Some(b"y".to_vec())), Ok(false), "absent ≠ x");
+        assert_eq!(store.compare_and_swap("a".into(), None, Some(b"x".to_vec())), Ok(true));
+        assert_eq!(store.compare_and_swap("a".into(), None, Some(b"z".to_vec())), Ok(false), "present ≠ absent");
+        assert_eq!(store.compare_and_swap("a".into(), Some(b"x"), Some(b"y".to_vec())), Ok(true));
+        assert_eq!(store.get("a"), Some(b"y".to_vec()));
+        assert!(store.compare_and_swap("a".into(), Some(b"y"), Some(vec![0; 11])).is_err(), "limits still apply");
+        assert_eq!(store.compare_and_swap("a".into(), Some(b"y"), None), Ok(true));
+        assert_eq!((store.get("a"), store.bytes()), (None, 0));
     }
 }

@@ -410,6 +410,7 @@ impl Registry {
             }
             None => {
                 let handle = PluginHandle::start(compiled, self.channel(&name)).await.map_err(PluginError::Start)?;
+                handle.drive_timers();
                 if let Some(previous) = &previous {
                     // The file now holds another plugin, which is up: the old one goes.
                     self.unload_plugin(previous, Close::PluginReplaced).await;
@@ -521,6 +522,7 @@ impl Registry {
                     "tracked_rooms": stats.tracked_rooms,
                     "kv_keys": stats.kv_keys,
                     "kv_bytes": stats.kv_bytes,
+                    "timers": stats.timers,
                     "log_dropped": stats.log_dropped,
                     "presence_events_dropped": stats.presence_events_dropped,
                     "optimised": plugin.optimised.load(Ordering::Relaxed),

@@ -1,15 +1,29 @@
-//! The generated host bindings for the `channel` world: the one `bindgen!` of the host.
+//! The generated host bindings: the one place that runs `bindgen!`, once per
+//! contract version the host links.
 //!
 //! Exports are async so that a callback runs as a future on the connection's
 //! own task (no thread hop per message) and can yield at epoch ticks (a long
 //! callback shares the worker instead of blocking it). Imports stay
 //! synchronous: none of them waits for anything.
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "channel",
-    exports: { default: async },
-});
+mod current {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "channel",
+        exports: { default: async },
+    });
+}
 
-pub(crate) use self::switchboard::channel::host::Host as HostImports;
-pub(crate) use self::switchboard::channel::types::{HostError, LogLevel};
+/// The frozen 0.1.0 contract (`wit/v0.1.0`), for plugins built before 0.2.0:
+/// `legacy.rs` maps it onto the current one.
+pub(crate) mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "channel",
+        exports: { default: async },
+    });
+}
+
+pub(crate) use self::current::switchboard::channel::host::Host as HostImports;
+pub(crate) use self::current::switchboard::channel::types::{Host as HostTypes, HostError, LogLevel};
+pub(crate) use self::current::{Channel, ChannelPre, CloseInfo, ConnectRequest, Payload, PluginInfo};

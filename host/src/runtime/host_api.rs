@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{HostError, HostImports, LogLevel, Payload, switchboard};
+use super::bindings::{HostError, HostImports, HostTypes, LogLevel, Payload};
 use crate::channel::peer::{ConnId, Sent};
 use crate::channel::{CallError, Channel, LogVerdict};
 use crate::config::MAX_PLUGIN_CORE_INSTANCES;
@@ -93,7 +93,7 @@ fn frame(payload: Payload, max: usize) -> Result<Message, HostError> {
     })
 }
 
-impl switchboard::channel::types::Host for HostState {}
+impl HostTypes for HostState {}
 
 impl HostImports for HostState {
     fn send(&mut self, connection: ConnId, message: Payload) -> Result<(), HostError> {
@@ -105,12 +105,7 @@ impl HostImports for HostState {
                 self.delivered += 1;
                 self.channel.metrics.sent(1, bytes);
             }
-            Sent::Full => {
-                return Err(HostError::InvalidArgument(format!(
-                    "the send queue of connection {connection} is full: the client is too slow and is being \
-                     disconnected"
-                )));
-            }
+            Sent::Full => return Err(HostError::QueueFull),
             // Closing: the plugin hears of it in on-close; what it sends until then goes nowhere.
             Sent::Closed => {}
         }
@@ -200,6 +195,23 @@ impl HostImports for HostState {
 
     fn kv_delete(&mut self, key: String) -> bool {
         self.channel.kv_delete(&key)
+    }
+
+    fn kv_compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> Result<bool, HostError> {
+        Ok(self.channel.kv_compare_and_swap(key, expected.as_deref(), value)?)
+    }
+
+    fn set_timer(&mut self, name: String, after_ms: u64, repeat: bool) -> Result<(), HostError> {
+        Ok(self.channel.set_timer(name, Duration::from_millis(after_ms), repeat)?)
+    }
+
+    fn cancel_timer(&mut self, name: String) -> bool {
+        self.channel.cancel_timer(&name)
     }
 
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {

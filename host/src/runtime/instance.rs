@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::{self, PluginInfo as WitPluginInfo};
+use super::bindings::PluginInfo as WitPluginInfo;
+use super::exports::Exports;
 use super::host_api::HostState;
 use super::{Compiled, EPOCH_TICK, LoadError, PluginInfo};
 use crate::channel::Channel;
@@ -15,7 +16,7 @@ use crate::config::MAX_PLUGIN_NAME;
 /// the owner replaces the whole instance (see [`Instance::new`]).
 pub(super) struct Instance {
     pub(super) store: Store<HostState>,
-    pub(super) exports: bindings::Channel,
+    pub(super) exports: Exports,
 }
 
 impl Instance {
@@ -26,7 +27,7 @@ impl Instance {
         let mut store = Store::new(compiled.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut store| Ok(at_epoch_tick(store.data_mut())));
-        let mut instance = Instance { exports: compiled.pre.instantiate_async(&mut store).await?, store };
+        let mut instance = Instance { exports: compiled.pre.instantiate(&mut store).await?, store };
         instance.arm();
         Ok(instance)
     }
@@ -65,7 +66,7 @@ pub(super) async fn describe(compiled: &Compiled, limits: &crate::config::Limits
         .map_err(|error| LoadError::Start(format!("{error:#}")))?;
     let WitPluginInfo { name, version, routes } = instance
         .exports
-        .call_describe(&mut instance.store)
+        .describe(&mut instance.store)
         .await
         .map_err(|error| LoadError::Start(format!("describe: {error:#}")))?;
     let valid_name = !name.is_empty()

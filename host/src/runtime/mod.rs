@@ -9,11 +9,16 @@
 //! - `plugin.rs` runs a plugin's callbacks one at a time, on the task of
 //!   whoever caused them (a connection, the publish API, a reload), so
 //!   callbacks of one connection arrive in order and none needs a thread hop;
-//! - `host_api.rs` implements the calls a plugin makes into the host.
+//! - `host_api.rs` implements the calls a plugin makes into the host;
+//! - `bindings.rs` generates the bindings of each contract version the host
+//!   links, `exports.rs` calls a plugin of either, `legacy.rs` serves the
+//!   0.1.0 `host` interface with the current one.
 
 mod bindings;
+mod exports;
 mod host_api;
 mod instance;
+mod legacy;
 mod plugin;
 
 use std::hash::{Hash as _, Hasher as _};
@@ -84,7 +89,7 @@ pub(crate) enum Tier {
 
 /// A plugin compiled and linked against the world, not yet asked who it is.
 pub(crate) struct Linked {
-    pre: bindings::ChannelPre<HostState>,
+    pre: exports::Pre,
     tier: Tier,
 }
 
@@ -107,7 +112,7 @@ impl Linked {
 
 /// A plugin compiled, linked and described, ready to be instantiated.
 pub(crate) struct Compiled {
-    pre: bindings::ChannelPre<HostState>,
+    pre: exports::Pre,
     /// The code generator that compiled it.
     pub(crate) tier: Tier,
     limits: Limits,
@@ -139,6 +144,7 @@ impl Backend {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)?;
+        bindings::v0_1::Channel::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)?;
         Ok(Backend { engine, linker })
     }
 }
@@ -215,7 +221,7 @@ impl Runtime {
         let pre = backend
             .linker
             .instantiate_pre(&component)
-            .and_then(bindings::ChannelPre::new)
+            .and_then(exports::Pre::new)
             .map_err(|error| LoadError::WrongWorld(one_line(&error)))?;
         if let (Tier::Optimised, Some(folder)) = (tier, &self.markers) {
             // Only an optimisation: a missing marker costs a quick build first.

@@ -12,13 +12,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
+
 use super::instance::Instance;
 use crate::channel::Channel;
 use crate::channel::peer::{ConnId, Peer};
@@ -75,9 +77,10 @@ pub(crate) struct Rejection {
 #[derive(Clone)]
 pub(crate) struct PluginHandle {
     plugin: Arc<Mutex<Plugin>>,
-    /// The plugin's metrics (its channel's), outside the lock: a
-    /// connection records what it reads without waiting for the plugin.
-    metrics: PluginMetrics,
+    /// The plugin's channel, outside the lock: a connection records its
+    /// metrics, and the timer task waits for the next timer, without
+    /// waiting for the plugin.
+    channel: Arc<Channel>,
 }
 
 impl std::fmt::Debug for PluginHandle {
@@ -92,14 +95,61 @@ impl PluginHandle {
         let instance = Instance::new(&compiled, Arc::clone(&channel))
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
-        let metrics = channel.metrics.clone();
-        let plugin = Plugin { compiled, channel, instance: Some(instance), retired: false };
-        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)), metrics })
+        let plugin = Plugin { compiled, channel: Arc::clone(&channel), instance: Some(instance), retired: false };
+        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)), channel })
     }
 
     /// The plugin's metrics.
     pub(crate) fn metrics(&self) -> &PluginMetrics {
-        &self.metrics
+        &self.channel.metrics
+    }
+
+    /// Fire the plugin's timers on time, on a task of their own, until the
+    /// plugin is retired or dropped. The test kit fires them itself
+    /// ([`PluginHandle::fire_timers`]) on a clock of its own instead.
+    pub(crate) fn drive_timers(&self) {
+        let plugin = Arc::downgrade(&self.plugin);
+        let channel = Arc::clone(&self.channel);
+        tokio::spawn(async move {
+            while let Some(handle) = alive(&plugin, &channel).await {
+                // `notify_one` keeps a permit when nobody waits, so a timer
+                // set between `next_timer` and the wait still wakes us.
+                let changed = channel.timers_changed.notified();
+                let next = channel.next_timer();
+                drop(handle);
+                match next {
+                    Some(due) => tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        () = changed => continue,
+                    },
+                    None => {
+                        changed.await;
+                        continue;
+                    }
+                }
+                if let Some(handle) = alive(&plugin, &channel).await {
+                    handle.fire_timers(channel.clock.now()).await;
+                }
+            }
+        });
+    }
+
+    /// Run `on-timer` for each timer due at `now`, earliest first; returns
+    /// how many ran.
+    pub(crate) async fn fire_timers(&self, now: Instant) -> usize {
+        Box::pin(async move {
+            let mut plugin = self.plugin.lock().await;
+            if plugin.retired {
+                return 0;
+            }
+            let due = plugin.channel.take_due_timers(now);
+            for name in &due {
+                call!(plugin, "on-timer", i => i.exports.on_timer(&mut i.store, name));
+                plugin.tell_presence().await;
+            }
+            due.len()
+        })
+        .await
     }
 
     /// Register `peer` with the plugin's channel and run `on-connect`. On
@@ -170,7 +220,15 @@ impl PluginHandle {
     /// connections admitted before are the caller's to close.
     pub(crate) async fn retire(&self) {
         self.plugin.lock().await.retired = true;
+        self.channel.clear_timers();
     }
+}
+
+/// The plugin behind `plugin`, unless it was dropped or retired.
+async fn alive(plugin: &Weak<Mutex<Plugin>>, channel: &Arc<Channel>) -> Option<PluginHandle> {
+    let plugin = plugin.upgrade()?;
+    let retired = plugin.lock().await.retired;
+    (!retired).then(|| PluginHandle { plugin, channel: Arc::clone(channel) })
 }
 
 struct Plugin {
@@ -207,10 +265,9 @@ impl Plugin {
             remote_addr: request.remote_addr,
             claims: request.claims,
         };
-        let outcome = call!(self, "on-connect", i => i.exports.call_on_connect(&mut i.store, &request));
+        let outcome = call!(self, "on-connect", i => i.exports.on_connect(&mut i.store, &request));
         let answer = match outcome {
-            Some(Ok(())) => Ok(()),
-            Some(Err(rejection)) => Err(Rejection { code: rejection.code, reason: rejection.reason }),
+            Some(answer) => answer,
             None => Err(Rejection { code: Close::PluginError.code(), reason: Close::PluginError.reason().to_owned() }),
         };
         if answer.is_err() {
@@ -228,7 +285,7 @@ impl Plugin {
             Message::Binary(bytes) => Payload::Binary(bytes.into()),
             _ => return,
         };
-        let handled = call!(self, "on-message", i => i.exports.call_on_message(&mut i.store, conn, &payload));
+        let handled = call!(self, "on-message", i => i.exports.on_message(&mut i.store, conn, &payload));
         if handled.is_none()
             && let Ok(peer) = self.channel.peer(conn)
         {
@@ -240,7 +297,7 @@ impl Plugin {
         self.channel.metrics.closed(code);
         let rooms = self.channel.leave_all(conn);
         let info = CloseInfo { connection: conn, code, reason, rooms };
-        call!(self, "on-close", i => i.exports.call_on_close(&mut i.store, &info));
+        call!(self, "on-close", i => i.exports.on_close(&mut i.store, &info));
         self.channel.remove(conn);
     }
 
@@ -261,7 +318,7 @@ impl Plugin {
                 return;
             }
             for (room, joins, leaves) in events {
-                call!(self, "on-presence", i => i.exports.call_on_presence(&mut i.store, &room, &joins, &leaves));
+                call!(self, "on-presence", i => i.exports.on_presence(&mut i.store, &room, &joins, &leaves));
             }
         }
     }
@@ -269,7 +326,7 @@ impl Plugin {
     async fn publish(&mut self, topic: &str, payload: &str) -> Result<u64, String> {
         let mut instance = self.checkout().await.ok_or("the plugin cannot start")?;
         instance.store.data_mut().delivered = 0;
-        let result = instance.exports.call_on_publish(&mut instance.store, topic, payload).await;
+        let result = instance.exports.on_publish(&mut instance.store, topic, payload).await;
         let delivered = instance.store.data().delivered;
         self.checkin(instance, "on-publish", result)
             .await
@@ -282,11 +339,11 @@ impl Plugin {
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
         // A snapshot that traps loses the in-memory state, not the reload.
-        let state = call!(self, "snapshot", i => i.exports.call_snapshot(&mut i.store)).unwrap_or_default();
+        let state = call!(self, "snapshot", i => i.exports.snapshot(&mut i.store)).unwrap_or_default();
         fresh.arm();
         fresh
             .exports
-            .call_restore(&mut fresh.store, &state)
+            .restore(&mut fresh.store, &state)
             .await
             .map_err(|error| format!("restore trapped: {}", super::one_line(&error)))?;
         self.compiled = compiled;

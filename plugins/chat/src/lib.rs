@@ -9,7 +9,10 @@
 //! too many for the plugin) gets the client
 //! `{"type":"error","message":"cannot join room: <reason>"}` instead of
 //! `joined`, and is not announced. A token's `sub`, when there is one, names
-//! the user; `?user=` only otherwise.
+//! the user; `?user=` only otherwise. A `typing` indicator ends by itself
+//! after [`TYPING_TIMEOUT`] without news from the typist (a host timer), and
+//! when the typist sends a message or leaves: the room gets `is_typing:
+//! false` once.
 //!
 //! Client → server: `join`, `leave`, `{"type":"message","user":U,"content":C}`,
 //! `{"type":"typing","user":U,"is_typing":B}`, `{"type":"ping"}`.
@@ -17,12 +20,21 @@
 //! `typing`, `pong`, `error`.
 
 use serde_json::json;
-use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, log, now_rfc3339};
+use std::time::Duration;
+
+use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, log, now_rfc3339, timer};
 
 /// Above this many members a room stops announcing every arrival and
 /// departure to everyone, as Twitch chat does above 1,000 chatters: filling
 /// a room of N would cost N²/2 frames.
 const LOUD_ROOM_LIMIT: usize = 1000;
+
+/// How long a typing indicator lasts without news from the typist.
+const TYPING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The metadata key under which a typing connection keeps `[room, user]`:
+/// in the host, so that a reload of the plugin does not lose it.
+const TYPING: &str = "typing";
 
 #[derive(Default)]
 struct Chat;
@@ -58,7 +70,14 @@ impl Plugin for Chat {
         }
     }
 
-    fn on_close(&mut self, _conn: Conn, close: &Close) {
+    fn on_timer(&mut self, name: &str) {
+        if let Some(conn) = name.strip_prefix("typing:").and_then(|id| id.parse().ok()) {
+            stop_typing(Conn::from_id(conn));
+        }
+    }
+
+    fn on_close(&mut self, conn: Conn, close: &Close) {
+        stop_typing(conn);
         for room in &close.rooms {
             announce_user_count(room, None);
         }
@@ -78,18 +97,54 @@ fn handle(conn: Conn, message: &Message) -> Result<(), BadMessage> {
         Some("message") => {
             let room = in_room(&current)?;
             let (user, content) = (message.str("user")?, message.str("content")?);
+            stop_typing(conn);
             let timestamp = now_rfc3339();
             room.publish_json(&json!({ "type": "message", "user": user, "content": content, "timestamp": timestamp }));
         }
         Some("typing") => {
             let room = in_room(&current)?;
             let (user, is_typing) = (message.str("user")?, message.bool("is_typing")?);
-            room.publish_json_except(&json!({ "type": "typing", "user": user, "is_typing": is_typing }), conn);
+            if is_typing {
+                room.publish_json_except(&typing(user, true), conn);
+                start_typing(conn, room.name(), user);
+            } else {
+                stop_typing(conn);
+            }
         }
         Some("ping") => conn.send_json(&json!({ "type": "pong", "timestamp": now_rfc3339() })),
         _ => return Err(BadMessage::UnknownType),
     }
     Ok(())
+}
+
+/// `conn` types as `user` in `room`: the indicator ends by itself unless renewed.
+fn start_typing(conn: Conn, room: &str, user: &str) {
+    let started = conn
+        .set_meta(TYPING, &json!([room, user]).to_string())
+        .and_then(|()| timer::after(&typing_timer(conn), TYPING_TIMEOUT));
+    if let Err(error) = started {
+        log::warn(&format!("typing indicator of connection {} will not expire: {}", conn.id(), error.reason()));
+    }
+}
+
+/// End `conn`'s typing indicator, if it has one: the room is told once.
+fn stop_typing(conn: Conn) {
+    timer::cancel(&typing_timer(conn));
+    let Some(typist) = conn.meta(TYPING).filter(|typist| !typist.is_empty()) else { return };
+    // Cleared before the room is told, so that it is told once. A closed
+    // connection's metadata cannot change, and needs no clearing.
+    let _ = conn.set_meta(TYPING, "");
+    if let Ok((room, user)) = serde_json::from_str::<(String, String)>(&typist) {
+        Room::named(&room).publish_json_except(&typing(&user, false), conn);
+    }
+}
+
+fn typing_timer(conn: Conn) -> String {
+    format!("typing:{}", conn.id())
+}
+
+fn typing(user: &str, is_typing: bool) -> serde_json::Value {
+    json!({ "type": "typing", "user": user, "is_typing": is_typing })
 }
 
 fn in_room(current: &Option<String>) -> Result<Room<'_>, BadMessage> {

@@ -27,6 +27,8 @@ impl Guest for SlowDescribe {
 
     fn on_publish(_topic: String, _payload: String) {}
 
+    fn on_timer(_name: String) {}
+
     fn snapshot() -> Vec<u8> {
         Vec::new()
     }
