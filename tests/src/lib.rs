@@ -24,6 +24,12 @@ pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 }
 
+/// Plugin binaries kept as they were built (see `fixtures/README.md`).
+pub mod fixtures {
+    /// The chat plugin built for the 0.1.0 contract.
+    pub const CHAT_0_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/chat-0.1.0.wasm");
+}
+
 /// How long a test waits for an expected event before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -10,6 +10,8 @@ mod abuse;
 mod auth;
 /// The chat plugin: rooms, typing, user counts, error replies, fan-out.
 mod chat;
+/// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.
+mod contract;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
 /// The echo plugin: text and binary round trips.
@@ -36,6 +38,9 @@ mod metrics;
 mod publish;
 /// Hot reload: new versions, broken files, removed files, chat under reload.
 mod reload;
+/// Timers: one-shot and repeating, cancelled, kept across a reload, bounded,
+/// and under the callback deadline.
+mod timers;
 /// Restarts: what a durable store (`[store] path`) keeps, and what the
 /// in-memory default does not.
 mod restart;

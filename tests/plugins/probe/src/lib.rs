@@ -31,17 +31,29 @@
 //!   busy until the host's deadline stops it (a trap, 1011 for the sender);
 //! - `user:NAME` binds the sender to user NAME: `user set` or
 //!   `refused: {error:?}`;
+//! - `after:MS` / `every:MS` set a one-shot / repeating timer for the
+//!   sender (`timer set` or `refused: {error:?}`); each time it fires the
+//!   sender gets `fired once` / `fired every` (`fired every N` with this
+//!   instance's count of fires); `cancel` cancels the repeating one
+//!   (`cancelled true|false`);
+//! - `timers:N` sets N one-hour timers: `set K`, then `; refused: {error:?}`;
+//! - `spintimer:MS` sets a timer whose callback sends `spinning` and never
+//!   returns;
 //!
 //! anything else is echoed. A command whose numbers do not parse is echoed
 //! too.
 
 use serde_json::json;
-use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject, Room, kv, log};
+use std::time::Duration;
+
+use switchboard_sdk::{Conn, ConnectRequest, HostError, Message, Plugin, Reject, Room, kv, log, timer};
 
 #[derive(Default)]
 struct Probe {
     /// Messages seen by this instance: starts again at 0 after a trap.
     seen: u64,
+    /// Repeating timer fires seen by this instance.
+    fires: u64,
 }
 
 impl Plugin for Probe {
@@ -81,6 +93,23 @@ impl Plugin for Probe {
         Room::named(room).publish_json(&told);
     }
 
+    fn on_timer(&mut self, name: &str) {
+        let Some((conn, kind)) = name.split_once(':') else { return };
+        let conn = Conn::from_id(conn.parse().unwrap_or(0));
+        match kind {
+            "after" => conn.send("fired once"),
+            "every" => {
+                self.fires += 1;
+                conn.send(format!("fired every {}", self.fires));
+            }
+            "spintimer" => {
+                conn.send("spinning");
+                spin();
+            }
+            _ => {}
+        }
+    }
+
     fn on_message(&mut self, conn: Conn, message: Message) {
         self.seen += 1;
         let Some(text) = message.as_text() else { return conn.send(message) };
@@ -107,6 +136,7 @@ impl Plugin for Probe {
                 spin();
             }
             ("user", name) => conn.send(outcome("user set", conn.set_user(name))),
+            ("cancel", "") => conn.send(format!("cancelled {}", timer::cancel(&format!("{}:every", conn.id())))),
             _ => match numbers(argument).as_deref() {
                 Some(&[n]) if command == "joinmany" => {
                     conn.send(count("joined", (0..n).map(|index| conn.join(&format!("r{index}")))))
@@ -129,6 +159,16 @@ impl Plugin for Probe {
                 }
                 Some(&[n]) if command == "meta" => {
                     conn.send(count("set", (0..n).map(|index| conn.set_meta(&format!("m{index}"), "value"))))
+                }
+                Some(&[ms]) if matches!(command, "after" | "every" | "spintimer") => {
+                    let name = format!("{}:{command}", conn.id());
+                    let delay = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+                    let set = if command == "every" { timer::every(&name, delay) } else { timer::after(&name, delay) };
+                    conn.send(outcome("timer set", set));
+                }
+                Some(&[n]) if command == "timers" => {
+                    let hour = Duration::from_secs(3600);
+                    conn.send(count("set", (0..n).map(|index| timer::after(&format!("t{index}"), hour))));
                 }
                 Some(&[id, n, size]) if command == "flood" => {
                     let target = Conn::from_id(u64::try_from(id).unwrap_or(u64::MAX));
