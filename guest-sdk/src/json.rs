@@ -31,6 +31,13 @@ pub enum BadMessage {
     Other(String),
 }
 
+/// A host call the message needed was refused: the client is told why.
+impl From<crate::HostError> for BadMessage {
+    fn from(error: crate::HostError) -> Self {
+        BadMessage::Other(error.reason().to_owned())
+    }
+}
+
 impl fmt::Display for BadMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

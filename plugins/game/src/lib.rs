@@ -1,7 +1,9 @@
 //! `/game/:game_id`: tic-tac-toe. The first two players to `join` play X
 //! and O, everyone else watches. The game lives in the host's store, so a
 //! reload of the plugin or a reconnecting player (same `player` name)
-//! carries on where it was.
+//! carries on where it was. Every change of a game is one atomic step
+//! (`kv::update_json`, a compare-and-swap): two moves at once, even on two
+//! nodes sharing a store, cannot both be accepted for one turn.
 //!
 //! Client → server, routed by `action`: `join` (`player`), `move`
 //! (`position` 0–8, row by row), `chat` (`message`), `leave`, `ping`.
@@ -71,11 +73,12 @@ fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
             // Before the game counts the player: their moves are checked by this name.
             conn.set_meta("player", player)
                 .map_err(|error| BadMessage::Other(format!("cannot join game: {}", error.reason())))?;
-            let mut game = load(&id);
-            if !game.players.iter().any(|known| known == player) && game.players.len() < 2 {
-                game.players.push(player.to_owned());
-                save(&id, &game);
-            }
+            let game = update(&id, |game| {
+                if !game.players.iter().any(|known| known == player) && game.players.len() < 2 {
+                    game.players.push(player.to_owned());
+                }
+                Ok(())
+            })?;
             let symbol = game.players.iter().position(|known| known == player).map(|index| ["X", "O"][index]);
             let role = if symbol.is_some() { "player" } else { "spectator" };
             conn.send_json(&json!({ "type": "joined", "role": role, "symbol": symbol, "state": game }));
@@ -85,24 +88,27 @@ fn handle(conn: Conn, message: &Json) -> Result<(), BadMessage> {
             );
         }
         "move" => {
-            let position = message.i64("position")?;
-            let mut game = load(&id);
-            let symbol = conn.meta("player").and_then(|player| game.players.iter().position(|known| *known == player));
-            let symbol = symbol.map(|index| ["X", "O"][index]);
-            let cell = usize::try_from(position).ok().filter(|cell| *cell < 9);
-            let (Some(symbol), Some(cell)) = (symbol, cell) else { return Err(invalid_move()) };
-            if game.result.is_some() || game.players.len() < 2 || game.turn != symbol || !game.board[cell].is_empty() {
-                return Err(invalid_move());
-            }
-            game.board[cell] = symbol.to_owned();
-            game.turn = if symbol == "X" { "O" } else { "X" }.to_owned();
+            let cell = usize::try_from(message.i64("position")?).ok().filter(|cell| *cell < 9);
+            let Some(cell) = cell else { return Err(invalid_move()) };
+            let player = conn.meta("player");
+            let mut symbol = "";
+            let game = update(&id, |game| {
+                let index = player.as_ref().and_then(|player| game.players.iter().position(|known| known == player));
+                symbol = index.map_or("", |index| ["X", "O"][index]);
+                let over = game.result.is_some() || game.players.len() < 2;
+                if symbol.is_empty() || over || game.turn != symbol || !game.board[cell].is_empty() {
+                    return Err(invalid_move());
+                }
+                game.board[cell] = symbol.to_owned();
+                game.turn = if symbol == "X" { "O" } else { "X" }.to_owned();
+                if LINES.iter().any(|line| line.iter().all(|cell| game.board[*cell] == symbol)) {
+                    game.result = Some(symbol.to_owned());
+                } else if game.board.iter().all(|cell| !cell.is_empty()) {
+                    game.result = Some("draw".to_owned());
+                }
+                Ok(())
+            })?;
             let line = LINES.iter().find(|line| line.iter().all(|cell| game.board[*cell] == symbol));
-            if line.is_some() {
-                game.result = Some(symbol.to_owned());
-            } else if game.board.iter().all(|cell| !cell.is_empty()) {
-                game.result = Some("draw".to_owned());
-            }
-            save(&id, &game);
             conn.send_json(&json!({
                 "type": "move_accepted",
                 "symbol": symbol,
@@ -146,14 +152,24 @@ fn room_of(id: &str) -> String {
     format!("game:{id}")
 }
 
-fn load(id: &str) -> Game {
-    kv::get_json(&room_of(id)).unwrap_or_else(|| Game { turn: "X".to_owned(), ..Game::default() })
+fn new_game() -> Game {
+    Game { turn: "X".to_owned(), ..Game::default() }
 }
 
-fn save(id: &str, game: &Game) {
-    if let Err(error) = kv::set_json(&room_of(id), game) {
-        log::error(&format!("cannot save game {id}: {error:?}"));
-    }
+fn load(id: &str) -> Game {
+    kv::get_json(&room_of(id)).unwrap_or_else(new_game)
+}
+
+/// Change game `id` in one atomic step; `change` may run more than once
+/// (when someone else changed the game in between) and nothing is stored
+/// when it fails.
+fn update(id: &str, mut change: impl FnMut(&mut Game) -> Result<(), BadMessage>) -> Result<Game, BadMessage> {
+    kv::update_json(&room_of(id), |game: Option<Game>| {
+        let mut game = game.unwrap_or_else(new_game);
+        change(&mut game)?;
+        Ok(game)
+    })
+    .inspect_err(|error| log::debug(&format!("game {id} unchanged: {error}")))
 }
 
 switchboard_sdk::export!(TicTacToe);
