@@ -48,8 +48,8 @@ where
         let current = get(key);
         let parsed = current.as_deref().and_then(|bytes| serde_json::from_slice(bytes).ok());
         let next = change(parsed)?;
-        let bytes = serde_json::to_vec(&next)
-            .map_err(|error| Error::InvalidArgument(format!("value is not JSON: {error}")))?;
+        let bytes =
+            serde_json::to_vec(&next).map_err(|error| Error::InvalidArgument(format!("value is not JSON: {error}")))?;
         if compare_and_swap(key, current.as_deref(), Some(&bytes))? {
             return Ok(next);
         }

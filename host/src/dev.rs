@@ -1,10 +1,12 @@
 //! `switchboard dev`: the plugin author's loop in one command.
 //!
-//! It builds every plugin crate under the sources folder for
-//! `wasm32-wasip2`, puts the `.wasm` files into the plugins folder, serves
-//! them, and rebuilds a crate whenever one of its files changes; the
+//! It builds every plugin under the sources folder — a Rust crate (a
+//! `Cargo.toml`) for `wasm32-wasip2`, or a JavaScript one (a `package.json`
+//! whose `build` script takes the output file as its argument, as
+//! `plugins/echo-js` does) — puts the `.wasm` files into the plugins folder,
+//! serves them, and rebuilds a plugin whenever one of its files changes; the
 //! server's own watcher then hot-reloads the new file. A failed build prints
-//! cargo's errors and leaves the running version alone.
+//! its errors and leaves the running version alone.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,15 +28,20 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// memory stays bounded).
 const QUEUE: usize = 256;
 
-/// The plugin crates: folders directly under `sources` with a `Cargo.toml`.
+/// The plugins' source folders: those directly under `sources` with a
+/// `Cargo.toml` or a `package.json`.
 pub(crate) fn plugin_crates(sources: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut crates: Vec<PathBuf> = std::fs::read_dir(sources)
         .with_context(|| format!("cannot read plugin sources folder {}", sources.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .filter(|dir| is_plugin(dir))
         .collect();
     crates.sort();
     Ok(crates)
+}
+
+fn is_plugin(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() || dir.join("package.json").is_file()
 }
 
 /// Build one plugin crate and install its `.wasm` into `plugins` as
@@ -46,6 +53,14 @@ pub(crate) async fn build_and_install(crate_dir: &Path, plugins: &Path) -> anyho
     let crate_dir =
         &std::fs::canonicalize(crate_dir).with_context(|| format!("cannot find {}", crate_dir.display()))?;
     let name = crate_dir.file_name().and_then(|name| name.to_str()).context("plugin folder has no name")?;
+    // Absolute: a JavaScript build runs in the plugin's folder.
+    let plugins = &std::fs::canonicalize(plugins).with_context(|| format!("cannot find {}", plugins.display()))?;
+    let target = plugins.join(format!("{name}.wasm"));
+    let temporary = plugins.join(format!(".{name}.wasm.tmp"));
+    if !crate_dir.join("Cargo.toml").is_file() {
+        build_javascript(crate_dir, &temporary).await?;
+        return install(name, &temporary, &target, started);
+    }
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
@@ -70,12 +85,39 @@ pub(crate) async fn build_and_install(crate_dir: &Path, plugins: &Path) -> anyho
         bail!("cargo build of {name} failed (errors above); the running version keeps serving");
     }
     let wasm = wasm.with_context(|| format!("cargo built {name} but produced no .wasm (is it a cdylib?)"))?;
-    let target = plugins.join(format!("{name}.wasm"));
-    let temporary = plugins.join(format!(".{name}.wasm.tmp"));
     std::fs::copy(&wasm, &temporary).with_context(|| format!("cannot copy {}", wasm.display()))?;
-    std::fs::rename(&temporary, &target).with_context(|| format!("cannot install {}", target.display()))?;
+    install(name, &temporary, &target, started)
+}
+
+/// `npm run build -- OUTPUT` (after `npm ci` when its packages are missing).
+async fn build_javascript(dir: &Path, output: &Path) -> anyhow::Result<()> {
+    let name = dir.display();
+    if !dir.join("node_modules").is_dir() {
+        let installed = npm(dir).args(["ci", "--no-audit", "--no-fund"]).status().await;
+        if !installed.with_context(|| format!("cannot run npm for {name}: is Node.js installed?"))?.success() {
+            bail!("npm ci in {name} failed (errors above)");
+        }
+    }
+    let built = npm(dir).args(["run", "--silent", "build", "--"]).arg(output).status();
+    if !built.await.with_context(|| format!("cannot run npm for {name}: is Node.js installed?"))?.success() {
+        bail!("npm run build in {name} failed (errors above); the running version keeps serving");
+    }
+    Ok(())
+}
+
+/// npm in `dir`, its output on stderr: stdout is the server's, which
+/// prints one line there (the address it listens on).
+fn npm(dir: &Path) -> Command {
+    let mut npm = Command::new("npm");
+    npm.current_dir(dir).stdout(Stdio::from(std::io::stderr()));
+    npm
+}
+
+/// Move a built plugin into place: renamed, so the server never sees half a file.
+fn install(name: &str, temporary: &Path, target: &Path, started: Instant) -> anyhow::Result<PathBuf> {
+    std::fs::rename(temporary, target).with_context(|| format!("cannot install {}", target.display()))?;
     tracing::info!(plugin = name, elapsed = ?started.elapsed(), file = %target.display(), "plugin built");
-    Ok(target)
+    Ok(target.to_owned())
 }
 
 /// Build every crate once (failures are reported, the others go on).
@@ -168,18 +210,18 @@ impl Queue {
     }
 }
 
-/// The crate folder a changed path belongs to: `sources/<crate>/...`,
-/// except build output and hidden files.
+/// The plugin folder a changed path belongs to: `sources/<plugin>/...`,
+/// except build output, installed packages and hidden files.
 fn crate_of(sources: &Path, path: &Path) -> Option<PathBuf> {
     let relative = path.strip_prefix(sources).ok()?;
     let mut parts = relative.components().map(|part| part.as_os_str().to_string_lossy());
     let crate_name = parts.next()?;
     let rest: Vec<_> = parts.collect();
     let ignored = rest.is_empty()
-        || rest.first().is_some_and(|first| first == "target")
+        || rest.first().is_some_and(|first| ["target", "node_modules", "dist"].contains(&&**first))
         || rest.iter().any(|part| part.starts_with('.') || part.ends_with('~'));
     let crate_dir = sources.join(&*crate_name);
-    (!ignored && crate_dir.join("Cargo.toml").is_file()).then_some(crate_dir)
+    (!ignored && is_plugin(&crate_dir)).then_some(crate_dir)
 }
 
 #[cfg(test)]
@@ -197,6 +239,10 @@ mod tests {
         assert_eq!(crate_of(&sources, &chat.join("src/.lib.rs.swp")), None);
         assert_eq!(crate_of(&sources, &chat), None);
         assert_eq!(crate_of(&sources, Path::new("/elsewhere/chat/src/lib.rs")), None);
+        let js = sources.join("echo-js");
+        assert_eq!(crate_of(&sources, &js.join("echo.js")), Some(js.clone()));
+        assert_eq!(crate_of(&sources, &js.join("node_modules/x/index.js")), None);
+        assert_eq!(crate_of(&sources, &js.join("dist/echo_js.wasm")), None);
     }
 
     #[tokio::test]

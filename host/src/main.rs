@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 mod connect;
 mod dev;
+mod scaffold;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A WebSocket channel server whose channels are WebAssembly plugins")]
@@ -32,6 +33,23 @@ enum Command {
         /// Folder whose sub-folders are plugin crates.
         #[arg(long, default_value = "plugins")]
         sources: PathBuf,
+    },
+    /// Create a plugin crate, with a test written with the test kit, that
+    /// builds and passes as generated and that `switchboard dev` picks up.
+    New {
+        /// The plugin's name, also its crate's and folder's: a-z, 0-9, '-', '_'.
+        name: String,
+        /// What the plugin starts as: `echo` (one route, echoes) or `chat`
+        /// (a room per path, presence).
+        #[arg(long, default_value = "echo")]
+        template: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+        /// The Switchboard sources the crate depends on (the SDK, the test
+        /// kit); by default the ones this binary was built from.
+        #[arg(long, value_name = "PATH")]
+        switchboard: Option<PathBuf>,
     },
     /// A small WebSocket client: sends each line of stdin, prints what arrives.
     Connect {
@@ -78,6 +96,16 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Dev { serve: args, sources } => runtime.block_on(dev(args, sources)),
         Command::Connect { url } => runtime.block_on(connect::run(&url)),
+        Command::New { name, template, dir, switchboard } => {
+            let created = scaffold::create(&scaffold::New { name, template, parent: dir, switchboard })?;
+            #[allow(clippy::print_stdout, reason = "telling the user what was made is this command's job")]
+            {
+                println!("created {}", created.display());
+                println!("test it:  cargo test --release --manifest-path {}/Cargo.toml", created.display());
+                println!("run it:   switchboard dev (it serves every crate under plugins/)");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -30,6 +30,16 @@ pub mod fixtures {
     pub const CHAT_0_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/chat-0.1.0.wasm");
 }
 
+/// The JavaScript example plugin, as `scripts/build-js-plugins` builds it
+/// (`scripts/test` runs that first).
+pub const ECHO_JS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/echo-js/dist/echo_js.wasm");
+
+/// [`ECHO_JS`], or an error that says how to build it.
+pub fn echo_js() -> anyhow::Result<&'static str> {
+    anyhow::ensure!(Path::new(ECHO_JS).is_file(), "{ECHO_JS} is missing: run scripts/build-js-plugins (Node.js 18+)");
+    Ok(ECHO_JS)
+}
+
 /// How long a test waits for an expected event before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use switchboard::Limits;
 use switchboard::testing::{Closed, ConnectError, Frame, TestChannel};
-use switchboard_tests::{fixtures, plugins};
+use switchboard_tests::{echo_js, fixtures, plugins};
 
 fn text(frames: Vec<Frame>) -> Vec<String> {
     frames.iter().map(|frame| frame.text().unwrap_or("<binary>").to_owned()).collect()
@@ -80,7 +80,18 @@ async fn timers_fire_on_the_kits_clock_each_at_its_time() {
 async fn a_plugin_built_for_contract_0_1_0_runs_in_the_kit() {
     let chat = TestChannel::load(fixtures::CHAT_0_1_0).await.unwrap();
     let client = chat.connect("/chat/lobby?user=ann").await.unwrap();
-    let kinds: Vec<serde_json::Value> = client.json_frames().into_iter().map(|message| message["type"].clone()).collect();
+    let kinds: Vec<serde_json::Value> =
+        client.json_frames().into_iter().map(|message| message["type"].clone()).collect();
     assert_eq!(kinds, ["connected", "presence_state", "users"]);
     assert_eq!(chat.presence("lobby"), [("ann".to_owned(), 1)]);
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_runs_in_the_kit() {
+    let echo = TestChannel::load(echo_js().unwrap()).await.unwrap();
+    assert_eq!(echo.name(), "echo-js");
+    let client = echo.connect("/echo-js").await.unwrap();
+    client.send("ping").await;
+    client.send_binary(&[7]).await;
+    assert_eq!(client.frames(), [Frame::Text("ping".into()), Frame::Text("pong".into()), Frame::Binary(vec![7])]);
 }

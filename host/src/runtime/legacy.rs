@@ -123,3 +123,14 @@ impl host::Host for HostState {
         HostImports::log(self, level, message, fields);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_is_an_invalid_argument_for_a_0_1_0_plugin() {
+        let old = types::HostError::from(HostError::QueueFull);
+        assert!(matches!(old, types::HostError::InvalidArgument(why) if why.contains("send queue is full")));
+    }
+}

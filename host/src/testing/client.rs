@@ -74,9 +74,8 @@ impl ClientState {
                 Message::Binary(bytes) => inbox.push_back(Frame::Binary(bytes.into())),
                 Message::Close(frame) => {
                     drop(inbox);
-                    let (code, reason) = frame.map_or((1005, String::new()), |frame| {
-                        (frame.code.into(), frame.reason.to_string())
-                    });
+                    let (code, reason) =
+                        frame.map_or((1005, String::new()), |frame| (frame.code.into(), frame.reason.to_string()));
                     return Some(self.end(Closed { code, reason }));
                 }
                 _ => {}
@@ -145,7 +144,9 @@ impl TestClient {
         let frames = self.frames();
         frames
             .iter()
-            .map(|frame| frame.json().unwrap_or_else(|| panic!("client {} got a non-JSON message: {frame:?}", self.id())))
+            .map(|frame| {
+                frame.json().unwrap_or_else(|| panic!("client {} got a non-JSON message: {frame:?}", self.id()))
+            })
             .collect()
     }
 

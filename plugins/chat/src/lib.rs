@@ -22,7 +22,9 @@
 use serde_json::json;
 use std::time::Duration;
 
-use switchboard_sdk::{BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, log, now_rfc3339, timer};
+use switchboard_sdk::{
+    BadMessage, Close, Conn, ConnectRequest, Message, Plugin, Reject, Room, log, now_rfc3339, timer,
+};
 
 /// Above this many members a room stops announcing every arrival and
 /// departure to everyone, as Twitch chat does above 1,000 chatters: filling

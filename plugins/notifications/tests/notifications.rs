@@ -12,7 +12,8 @@ async fn notifications() -> TestChannel {
 #[tokio::test]
 async fn an_event_for_a_user_reaches_only_that_user_and_one_for_everyone_everyone() {
     let feed = notifications().await;
-    let (ann, bob) = (feed.connect("/notifications/ann").await.unwrap(), feed.connect("/notifications/bob").await.unwrap());
+    let (ann, bob) =
+        (feed.connect("/notifications/ann").await.unwrap(), feed.connect("/notifications/bob").await.unwrap());
     ann.frames();
     bob.frames();
     assert_eq!(feed.publish("invoice_paid", &json!({"user_id": "ann", "amount": 5})).await.unwrap(), 1);

@@ -150,7 +150,7 @@ async fn a_send_to_a_full_queue_is_refused_and_the_plugin_is_told() -> anyhow::R
     // Whatever the socket buffers took, 64 MB more cannot fit in a 1 MiB queue.
     let answer = ask(&mut flooder, &format!("flood:{victim}:640:100000")).await?;
     assert!(answer.starts_with("sent ") && answer.contains("refused:"), "{answer}");
-    assert!(answer.contains("too slow"), "{answer}");
+    assert!(answer.contains("QueueFull"), "the dedicated error of contract 0.2.0: {answer}");
     server.wait_for_api("the stalled client to be dropped", |api| api["plugins"][0]["connections"] == 1).await?;
     drop(stalled);
     Ok(())

@@ -10,10 +10,10 @@ mod abuse;
 mod auth;
 /// The chat plugin: rooms, typing, user counts, error replies, fan-out.
 mod chat;
-/// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.
-mod contract;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
+/// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.
+mod contract;
 /// The echo plugin: text and binary round trips.
 mod echo;
 /// Hostile plugins (trap, endless loop, endless allocation, bad host calls):
@@ -23,6 +23,8 @@ mod faults;
 mod game;
 /// HTTP before the upgrade: 404, 426.
 mod http;
+/// A plugin written in JavaScript (componentize-js), served by the unchanged host.
+mod javascript;
 /// Races in a connection's and a plugin's life: unloads and reloads against
 /// upgrades, the connection cap, a busy plugin, shutdown, start-up conflicts.
 mod lifecycle;
@@ -38,9 +40,9 @@ mod metrics;
 mod publish;
 /// Hot reload: new versions, broken files, removed files, chat under reload.
 mod reload;
-/// Timers: one-shot and repeating, cancelled, kept across a reload, bounded,
-/// and under the callback deadline.
-mod timers;
 /// Restarts: what a durable store (`[store] path`) keeps, and what the
 /// in-memory default does not.
 mod restart;
+/// Timers: one-shot and repeating, cancelled, kept across a reload, bounded,
+/// and under the callback deadline.
+mod timers;

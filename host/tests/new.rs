@@ -1,0 +1,128 @@
+//! `switchboard new` as a user runs it: a plugin crate scaffolded into a
+//! temp folder builds, passes its own test (the kit's), and runs under
+//! `switchboard dev`; and the mistakes a user makes get clear errors.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, reason = "a test fails by panicking, with the reason")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// Kills the server if a test fails halfway.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn new(args: &[&str], dir: &Path) -> Output {
+    Command::new(BINARY).arg("new").args(args).arg("--dir").arg(dir).output().expect("run switchboard new")
+}
+
+/// The workspace's target folder: the scaffolded crate reuses its build.
+fn target_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target")
+}
+
+#[test]
+fn a_new_plugin_builds_passes_its_test_and_runs_under_dev() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let created = new(&["shout", "--template", "chat"], parent.path());
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let dir = parent.path().join("shout");
+    assert!(dir.join("tests/shout.rs").is_file() && dir.join("Cargo.lock").is_file());
+
+    // Its own test, written with the kit, passes as generated.
+    let tested = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["test", "--release", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("run cargo test");
+    let report = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{report}\n{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(report.contains("test result: ok. 1 passed"), "{report}");
+
+    // `switchboard dev` builds it and serves it.
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let child = Command::new(BINARY)
+        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
+        .arg(parent.path())
+        .arg("--plugins")
+        .arg(plugins.path())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchboard dev");
+    let mut server = Running(child);
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
+    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    let (mut ann, _) = tungstenite::connect(format!("ws://{address}/shout/lobby?user=ann")).expect("connect");
+    ann.send(Message::text("hello")).expect("send");
+    loop {
+        match ann.read().expect("read") {
+            Message::Text(text) if text.as_str() == "hello" => break,
+            Message::Text(_) => {} // presence
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mistakes_get_clear_errors_and_leave_nothing_behind() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let error = |output: Output| {
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(error(new(&["Shout"], parent.path())).contains("not a valid plugin name"));
+    assert!(error(new(&["test"], parent.path())).contains("reserved"));
+    assert!(error(new(&["shout", "--template", "nope"], parent.path())).contains("no template \"nope\""));
+    assert!(new(&["shout"], parent.path()).status.success());
+    assert!(error(new(&["shout"], parent.path())).contains("already exists"));
+    let file = parent.path().join("a-file");
+    std::fs::write(&file, "").expect("write");
+    assert!(error(new(&["other"], &file)).contains("cannot create"));
+    let left: Vec<_> =
+        std::fs::read_dir(parent.path()).expect("read").map(|entry| entry.expect("entry").file_name()).collect();
+    assert_eq!(left.len(), 2, "only shout and a-file: {left:?}");
+}
+
+#[test]
+fn dev_builds_and_serves_a_javascript_plugin() {
+    let sources = tempfile::tempdir().expect("temp dir");
+    let echo_js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/echo-js");
+    std::os::unix::fs::symlink(echo_js, sources.path().join("echo-js")).expect("link the plugin");
+    let plugins = tempfile::tempdir().expect("temp dir");
+    // The default compile cache, kept across runs in the target folder.
+    let cache = target_dir().join("test-xdg-cache");
+    let child = Command::new(BINARY)
+        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
+        .arg(sources.path())
+        .arg("--plugins")
+        .arg(plugins.path())
+        .env("XDG_CACHE_HOME", &cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchboard dev");
+    let mut server = Running(child);
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
+    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    assert!(plugins.path().join("echo-js.wasm").is_file(), "built into the plugins folder");
+    let (mut client, _) = tungstenite::connect(format!("ws://{address}/echo-js")).expect("connect");
+    client.send(Message::text("ping")).expect("send");
+    assert_eq!(client.read().expect("read"), Message::text("ping"));
+    assert_eq!(client.read().expect("read"), Message::text("pong"));
+}
