@@ -100,9 +100,9 @@ fn run() -> anyhow::Result<()> {
             let created = scaffold::create(&scaffold::New { name, template, parent: dir, switchboard })?;
             #[allow(clippy::print_stdout, reason = "telling the user what was made is this command's job")]
             {
-                println!("created {}", created.display());
-                println!("test it:  cargo test --release --manifest-path {}/Cargo.toml", created.display());
-                println!("run it:   switchboard dev (it serves every crate under plugins/)");
+                println!("created {}", created.dir.display());
+                println!("test it: {}", created.test_command);
+                println!("see it live: switchboard dev (scripts/serve) builds and serves every plugin under plugins/");
             }
             Ok(())
         }

@@ -35,8 +35,16 @@ pub(crate) struct New {
     pub(crate) switchboard: Option<PathBuf>,
 }
 
-/// Create the crate; returns its folder.
-pub(crate) fn create(new: &New) -> anyhow::Result<PathBuf> {
+/// What `switchboard new` made.
+#[derive(Debug)]
+pub(crate) struct Created {
+    pub(crate) dir: PathBuf,
+    /// The command that runs its tests.
+    pub(crate) test_command: String,
+}
+
+/// Create the crate.
+pub(crate) fn create(new: &New) -> anyhow::Result<Created> {
     check_name(&new.name)?;
     let Some((_, lib, test)) = TEMPLATES.iter().find(|(name, _, _)| *name == new.template) else {
         let known: Vec<&str> = TEMPLATES.iter().map(|(name, _, _)| *name).collect();
@@ -70,7 +78,14 @@ pub(crate) fn create(new: &New) -> anyhow::Result<PathBuf> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(error);
     }
-    Ok(dir)
+    // In the workspace, `--workspace`: a `-p` build resolves other features
+    // than the server's build and would compile wasmtime again.
+    let test_command = if member {
+        format!("cargo test --release --workspace --test {}", new.name.replace('-', "_"))
+    } else {
+        format!("cargo test --release --manifest-path {}", dir.join("Cargo.toml").display())
+    };
+    Ok(Created { dir, test_command })
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {

@@ -126,3 +126,25 @@ fn dev_builds_and_serves_a_javascript_plugin() {
     assert_eq!(client.read().expect("read"), Message::text("ping"));
     assert_eq!(client.read().expect("read"), Message::text("pong"));
 }
+
+#[test]
+fn inside_the_switchboard_workspace_the_crate_is_a_member() {
+    // A stand-in for the Switchboard sources: `--switchboard` names them.
+    let sources = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(sources.path().join("guest-sdk")).expect("mkdir");
+    std::fs::write(sources.path().join("guest-sdk/Cargo.toml"), "").expect("write");
+    let plugins = sources.path().join("plugins");
+    let output = Command::new(BINARY)
+        .args(["new", "shout", "--switchboard"])
+        .arg(sources.path())
+        .arg("--dir")
+        .arg(&plugins)
+        .output()
+        .expect("run switchboard new");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest = std::fs::read_to_string(plugins.join("shout/Cargo.toml")).expect("a manifest");
+    assert!(manifest.contains("switchboard-sdk.workspace = true") && !manifest.contains("[workspace]"), "{manifest}");
+    assert!(!plugins.join("shout/Cargo.lock").exists(), "the workspace's lock file serves");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("cargo test --release --workspace --test shout"), "{printed}");
+}
