@@ -96,3 +96,20 @@ async fn a_timer_callback_that_never_returns_is_stopped_at_the_deadline() -> any
     assert_eq!(ask(&mut client, "panic-free").await?, "panic-free");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unloaded_plugins_timers_are_dropped() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::PROBE]).await?;
+    let mut client = server.connect("/probe/timers").await?;
+    client.recv_json().await?;
+    assert_eq!(ask(&mut client, "timers:3").await?, "set 3");
+    let file = server.plugins.path().join("switchboard_test_plugin_probe.wasm");
+    std::fs::remove_file(&file)?;
+    server.wait_for_api("the unload", |api| plugin_in(api, "probe").is_none()).await?;
+    // Back under the same name, with the same channel (its store survives),
+    // but not the timers of the plugin that set them.
+    std::fs::copy(plugins::PROBE, &file)?;
+    server.wait_for_api("the probe again", |api| plugin_in(api, "probe").is_some()).await?;
+    assert_eq!(timers_of(&server).await?, Some(0));
+    Ok(())
+}
