@@ -78,6 +78,21 @@ async fn typing_reaches_the_others_but_not_the_sender() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_typing_indicator_ends_by_itself_on_the_servers_clock() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::CHAT]).await?;
+    let mut alice = join(&server, "t").await?;
+    let mut bob = join(&server, "t").await?;
+    wait_for_count(&mut alice, 2).await?;
+    let started = std::time::Instant::now();
+    alice.send_json(&json!({"type": "typing", "user": "alice", "is_typing": true})).await?;
+    assert_eq!(bob.recv_type("typing").await?["is_typing"], true);
+    // No news from alice: the plugin's 3 s timer ends it.
+    assert_eq!(bob.recv_type("typing").await?, json!({"type": "typing", "user": "alice", "is_typing": false}));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3), "not before its time: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_messages_get_error_replies_and_the_plugin_carries_on() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::CHAT]).await?;
     let mut client = join(&server, "errors").await?;
