@@ -29,8 +29,8 @@ use self::histogram::DurationHistogram;
 
 /// The callbacks timed by `plugin_callback_duration_seconds`, as the
 /// `callback` label spells them (the WIT export names).
-pub(crate) const CALLBACKS: [&str; 6] =
-    ["on-connect", "on-message", "on-close", "on-presence", "on-publish", "snapshot"];
+pub(crate) const CALLBACKS: [&str; 7] =
+    ["on-connect", "on-message", "on-close", "on-presence", "on-publish", "on-timer", "snapshot"];
 
 /// Why an upgrade was refused: the `reason` label of `upgrades_refused_total`.
 /// A path no plugin serves (404) and a request that is no WebSocket
@@ -455,6 +455,7 @@ mod tests {
         echo.trapped(false);
         echo.trapped(true);
         echo.callback_ran("on-message", Instant::now());
+        echo.callback_ran("on-timer", Instant::now());
         metrics.refused(Refusal::Origin);
         metrics.reloaded("echo", true);
         metrics.publish_answered(401);
@@ -473,6 +474,7 @@ mod tests {
             r#"switchboard_plugin_callback_duration_seconds_count{plugin="echo",callback="on-message"} 1"#,
             r#"switchboard_plugin_callback_duration_seconds_bucket{le="+Inf",plugin="echo",callback="on-message"} 1"#,
             r#"switchboard_plugin_callback_duration_seconds_count{plugin="echo",callback="on-close"} 0"#,
+            r#"switchboard_plugin_callback_duration_seconds_count{plugin="echo",callback="on-timer"} 1"#,
             r#"switchboard_upgrades_refused_total{reason="origin"} 1"#,
             r#"switchboard_upgrades_refused_total{reason="plugin"} 0"#,
             r#"switchboard_plugin_reloads_total{plugin="echo",result="ok"} 1"#,

@@ -20,7 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
-
 use super::instance::Instance;
 use crate::channel::Channel;
 use crate::channel::peer::{ConnId, Peer};
