@@ -9,17 +9,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+mod common;
 
-/// Kills the server if a test fails halfway.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{BINARY, Running};
 
 fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
@@ -43,10 +35,8 @@ fn serves_on_the_printed_port_and_exits_cleanly_on_sigterm() {
         .spawn()
         .expect("start the server");
     let mut server = Running(child);
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
-    assert!(!address.ends_with(":0"), "the real port is printed: {line}");
+    let address = server.address();
+    assert!(!address.ends_with(":0"), "the real port is printed: {address}");
 
     let mut stream = TcpStream::connect(&address).expect("connect");
     write!(stream, "GET /api/plugins HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");

@@ -5,26 +5,34 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::expect_used, reason = "a test fails by panicking, with the reason")]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+use common::{BINARY, Running};
 use tokio_tungstenite::tungstenite::{self, Message};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
-
-/// Kills the server if a test fails halfway.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn new(args: &[&str], dir: &Path) -> Output {
     Command::new(BINARY).arg("new").args(args).arg("--dir").arg(dir).output().expect("run switchboard new")
+}
+
+/// `switchboard dev` serving the plugins under `sources`, with `env` set;
+/// and the address it listens on.
+fn dev(sources: &Path, plugins: &Path, env: (&str, &Path)) -> (Running, String) {
+    let child = Command::new(BINARY)
+        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
+        .arg(sources)
+        .arg("--plugins")
+        .arg(plugins)
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchboard dev");
+    let mut server = Running(child);
+    let address = server.address();
+    (server, address)
 }
 
 /// The workspace's target folder: the scaffolded crate reuses its build.
@@ -53,20 +61,7 @@ fn a_new_plugin_builds_passes_its_test_and_runs_under_dev() {
 
     // `switchboard dev` builds it and serves it.
     let plugins = tempfile::tempdir().expect("temp dir");
-    let child = Command::new(BINARY)
-        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
-        .arg(parent.path())
-        .arg("--plugins")
-        .arg(plugins.path())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard dev");
-    let mut server = Running(child);
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    let (_server, address) = dev(parent.path(), plugins.path(), ("CARGO_TARGET_DIR", &target_dir()));
     let (mut ann, _) = tungstenite::connect(format!("ws://{address}/shout/lobby?user=ann")).expect("connect");
     ann.send(Message::text("hello")).expect("send");
     loop {
@@ -106,20 +101,7 @@ fn dev_builds_and_serves_a_javascript_plugin() {
     let plugins = tempfile::tempdir().expect("temp dir");
     // The default compile cache, kept across runs in the target folder.
     let cache = target_dir().join("test-xdg-cache");
-    let child = Command::new(BINARY)
-        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
-        .arg(sources.path())
-        .arg("--plugins")
-        .arg(plugins.path())
-        .env("XDG_CACHE_HOME", &cache)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard dev");
-    let mut server = Running(child);
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-    let address = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    let (_server, address) = dev(sources.path(), plugins.path(), ("XDG_CACHE_HOME", &cache));
     assert!(plugins.path().join("echo-js.wasm").is_file(), "built into the plugins folder");
     let (mut client, _) = tungstenite::connect(format!("ws://{address}/echo-js")).expect("connect");
     client.send(Message::text("ping")).expect("send");
