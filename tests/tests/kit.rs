@@ -19,8 +19,10 @@ fn text(frames: Vec<Frame>) -> Vec<String> {
 async fn a_reload_keeps_the_connection_and_carries_the_state_over() {
     let prefix = TestChannel::load(plugins::PREFIX_V1).await.unwrap();
     let client = prefix.connect("/prefix").await.unwrap();
+    let leaving = prefix.connect("/prefix/v1-only").await.unwrap();
     client.send("a").await;
     prefix.reload(plugins::PREFIX_V2).await.unwrap();
+    assert_eq!(leaving.closed(), Some(Closed { code: 1001, reason: "route removed".into() }));
     client.send("b").await;
     assert_eq!(text(client.frames()), ["v1:1:a", "v2:2:b"]);
     assert_eq!(client.closed(), None);

@@ -47,6 +47,7 @@ pub use client::{Closed, Frame, TestClient};
 use crate::channel::Channel;
 use crate::channel::peer::{ConnId, Peer};
 use crate::channel::timers::Clock;
+use crate::close::Close;
 use crate::config::Limits;
 use crate::loading::routes::{RoutePattern, RouteTable};
 use crate::runtime::{Compiled, ConnectRequest, LoadError, PluginHandle, Runtime, Tier};
@@ -244,12 +245,19 @@ impl TestChannel {
 
     /// Hot-reload to the plugin at `path`, as the server does when the file
     /// changes: the old version's snapshot goes to the new one's restore;
-    /// connections, rooms, the store and timers stay.
+    /// connections, rooms, the store and timers stay, but connections on a
+    /// route the new version dropped are closed with 1001.
     pub async fn reload(&self, path: impl AsRef<Path>) -> Result<(), KitError> {
         let compiled = compile(&self.inner.runtime, path.as_ref(), &self.inner.channel.limits).await?;
         let routes = route_table(&compiled)?;
+        let served = compiled.info.routes.clone();
         self.inner.handle.reload(compiled).await.map_err(KitError::Plugin)?;
         *self.inner.routes.lock() = routes;
+        for peer in self.inner.channel.peers() {
+            if !served.iter().any(|route| **route == *peer.route) {
+                peer.close(Close::RouteRemoved);
+            }
+        }
         self.inner.settle().await;
         Ok(())
     }
@@ -308,7 +316,7 @@ impl Inner {
             return;
         }
         if message.len() > self.channel.limits.max_message_size {
-            client.peer.close(crate::close::Close::MessageTooBig);
+            client.peer.close(Close::MessageTooBig);
         } else {
             self.handle.message(client.peer.id, message).await;
         }
