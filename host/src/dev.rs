@@ -93,9 +93,11 @@ pub(crate) async fn build_and_install(crate_dir: &Path, plugins: &Path) -> anyho
 async fn build_javascript(dir: &Path, output: &Path) -> anyhow::Result<()> {
     let name = dir.display();
     if !dir.join("node_modules").is_dir() {
-        let installed = npm(dir).args(["ci", "--no-audit", "--no-fund"]).status().await;
+        // `npm ci` installs exactly the lock file; a new plugin has none yet.
+        let install = if dir.join("package-lock.json").is_file() { "ci" } else { "install" };
+        let installed = npm(dir).args([install, "--no-audit", "--no-fund"]).status().await;
         if !installed.with_context(|| format!("cannot run npm for {name}: is Node.js installed?"))?.success() {
-            bail!("npm ci in {name} failed (errors above)");
+            bail!("npm {install} in {name} failed (errors above)");
         }
     }
     let built = npm(dir).args(["run", "--silent", "build", "--"]).arg(output).status();

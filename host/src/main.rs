@@ -39,8 +39,9 @@ enum Command {
     New {
         /// The plugin's name, also its crate's and folder's: a-z, 0-9, '-', '_'.
         name: String,
-        /// What the plugin starts as: `echo` (one route, echoes) or `chat`
-        /// (a room per path, presence).
+        /// What the plugin starts as: `echo` (one route, echoes), `chat` (a
+        /// room per path, presence), or `js` (the echo in JavaScript, built
+        /// with componentize-js; needs Node.js).
         #[arg(long, default_value = "echo")]
         template: String,
         /// The folder to create it in.
@@ -101,7 +102,7 @@ fn run() -> anyhow::Result<()> {
             #[allow(clippy::print_stdout, reason = "telling the user what was made is this command's job")]
             {
                 println!("created {}", created.dir.display());
-                println!("test it: {}", created.test_command);
+                println!("{}", created.next_step);
                 println!("see it live: switchboard dev (scripts/serve) builds and serves every plugin under plugins/");
             }
             Ok(())

@@ -15,10 +15,18 @@ use anyhow::{Context as _, bail};
 /// Where this binary's sources are: the SDK and the kit are found there.
 const SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// The templates: (name, `src/lib.rs`, `tests/<name>.rs`).
+/// The Rust templates: (name, `src/lib.rs`, `tests/<name>.rs`).
 const TEMPLATES: &[(&str, &str, &str)] = &[
     ("echo", include_str!("../templates/echo/lib.rs"), include_str!("../templates/echo/test.rs")),
     ("chat", include_str!("../templates/chat/lib.rs"), include_str!("../templates/chat/test.rs")),
+];
+
+/// The JavaScript template (`--template js`): an echo built with componentize-js.
+const JAVASCRIPT: &[(&str, &str)] = &[
+    ("plugin.js", include_str!("../templates/js/plugin.js")),
+    ("build.mjs", include_str!("../templates/js/build.mjs")),
+    ("package.json", include_str!("../templates/js/package.json")),
+    (".gitignore", "node_modules/\ndist/\n"),
 ];
 
 /// Names cargo or Rust keep for themselves.
@@ -39,17 +47,18 @@ pub(crate) struct New {
 #[derive(Debug)]
 pub(crate) struct Created {
     pub(crate) dir: PathBuf,
-    /// The command that runs its tests.
-    pub(crate) test_command: String,
+    /// What to run next: its tests (or, for JavaScript, its build).
+    pub(crate) next_step: String,
 }
 
 /// Create the crate.
 pub(crate) fn create(new: &New) -> anyhow::Result<Created> {
     check_name(&new.name)?;
-    let Some((_, lib, test)) = TEMPLATES.iter().find(|(name, _, _)| *name == new.template) else {
-        let known: Vec<&str> = TEMPLATES.iter().map(|(name, _, _)| *name).collect();
+    let rust = TEMPLATES.iter().find(|(name, _, _)| *name == new.template);
+    if rust.is_none() && new.template != "js" {
+        let known: Vec<&str> = TEMPLATES.iter().map(|(name, _, _)| *name).chain(["js"]).collect();
         bail!("no template {:?}; there are: {}", new.template, known.join(", "));
-    };
+    }
     let sources = new.switchboard.clone().unwrap_or_else(|| PathBuf::from(SOURCES));
     let sources = std::fs::canonicalize(&sources)
         .ok()
@@ -64,15 +73,26 @@ pub(crate) fn create(new: &New) -> anyhow::Result<Created> {
         bail!("{} already exists", dir.display());
     }
     let member = parent == sources.join("plugins");
-    let files = [
-        ("Cargo.toml".to_owned(), manifest(&new.name, &sources, member)),
-        ("src/lib.rs".to_owned(), fill(lib, &new.name)),
-        (format!("tests/{}.rs", new.name.replace('-', "_")), fill(test, &new.name)),
-        (".gitignore".to_owned(), "/target\n".to_owned()),
-    ];
+    let files: Vec<(String, String)> = match rust {
+        Some((_, lib, test)) => vec![
+            ("Cargo.toml".to_owned(), manifest(&new.name, &sources, member)),
+            ("src/lib.rs".to_owned(), fill(lib, &new.name)),
+            (format!("tests/{}.rs", new.name.replace('-', "_")), fill(test, &new.name)),
+            (".gitignore".to_owned(), "/target\n".to_owned()),
+        ],
+        None => {
+            // In the workspace, relative (the folder is committed); elsewhere absolute.
+            let wit = if member { "../../wit".to_owned() } else { sources.join("wit").display().to_string() };
+            let wit = format!("{wit:?}");
+            JAVASCRIPT
+                .iter()
+                .map(|(file, text)| ((*file).to_owned(), fill(text, &new.name).replace("{{wit}}", &wit)))
+                .collect()
+        }
+    };
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let written = files.iter().try_for_each(|(file, text)| write(&dir.join(file), text));
-    let locked = if member { Ok(()) } else { copy_lock(&sources, &dir) };
+    let locked = if member || rust.is_none() { Ok(()) } else { copy_lock(&sources, &dir) };
     if let Err(error) = written.and(locked) {
         // Half a crate would stop `cargo` in the whole workspace: none at all.
         let _ = std::fs::remove_dir_all(&dir);
@@ -80,12 +100,14 @@ pub(crate) fn create(new: &New) -> anyhow::Result<Created> {
     }
     // In the workspace, `--workspace`: a `-p` build resolves other features
     // than the server's build and would compile wasmtime again.
-    let test_command = if member {
-        format!("cargo test --release --workspace --test {}", new.name.replace('-', "_"))
+    let next_step = if rust.is_none() {
+        format!("build it: cd {} && npm install && npm run build", dir.display())
+    } else if member {
+        format!("test it: cargo test --release --workspace --test {}", new.name.replace('-', "_"))
     } else {
-        format!("cargo test --release --manifest-path {}", dir.join("Cargo.toml").display())
+        format!("test it: cargo test --release --manifest-path {}", dir.join("Cargo.toml").display())
     };
-    Ok(Created { dir, test_command })
+    Ok(Created { dir, next_step })
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {

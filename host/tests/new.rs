@@ -130,3 +130,17 @@ fn inside_the_switchboard_workspace_the_crate_is_a_member() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("cargo test --release --workspace --test shout"), "{printed}");
 }
+
+#[test]
+fn a_new_javascript_plugin_runs_under_dev() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let created = new(&["yell", "--template", "js"], parent.path());
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(parent.path().join("yell/plugin.js").is_file());
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let cache = target_dir().join("test-xdg-cache");
+    let (_server, address) = dev(parent.path(), plugins.path(), ("XDG_CACHE_HOME", &cache));
+    let (mut client, _) = tungstenite::connect(format!("ws://{address}/yell")).expect("connect");
+    client.send(Message::text("hi")).expect("send");
+    assert_eq!(client.read().expect("read"), Message::text("hi"));
+}
