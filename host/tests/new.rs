@@ -144,3 +144,28 @@ fn a_new_javascript_plugin_runs_under_dev() {
     client.send(Message::text("hi")).expect("send");
     assert_eq!(client.read().expect("read"), Message::text("hi"));
 }
+
+#[test]
+fn dev_serves_without_node_and_says_why_the_javascript_plugin_is_missing() {
+    let sources = tempfile::tempdir().expect("temp dir");
+    let echo_js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/echo-js");
+    std::os::unix::fs::symlink(echo_js, sources.path().join("echo-js")).expect("link the plugin");
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let child = Command::new(BINARY)
+        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
+        .arg(sources.path())
+        .arg("--plugins")
+        .arg(plugins.path())
+        .env("PATH", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchboard dev");
+    let mut server = Running(child);
+    let address = server.address();
+    assert!(!address.is_empty());
+    let _ = server.0.kill();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.0.stderr.take().expect("stderr"), &mut log).expect("read the log");
+    assert!(log.contains("is Node.js installed?"), "{log}");
+}
