@@ -1,12 +1,16 @@
 //! `switchboard-bench`: Switchboard against a plain tokio-tungstenite
 //! baseline, in one run, on the same machine. Prints one table; the
 //! Switchboard / baseline ratios are what we track (see BENCHMARKS.md).
+//! Two comparisons inside Switchboard share the table: the JavaScript echo
+//! plugin against the Rust one (`js`), and the test kit's costs (`kit`).
 //!
 //! Run it through `bench/run [--quick]`, which builds everything, raises the
 //! open-file limit and pins this client to core 1 (the servers get core 0).
 #![allow(clippy::print_stdout, reason = "the table is this program's output")]
 #![forbid(unsafe_code)]
 
+mod kit;
+mod plugin_cost;
 mod scenarios;
 mod servers;
 
@@ -61,8 +65,8 @@ async fn main() -> anyhow::Result<()> {
     if wanted("echo") {
         let duration = Duration::from_secs(if quick { 1 } else { 3 });
         for clients in [1, 100] {
-            let ours = scenarios::echo(&bench.switchboard()?, clients, duration).await?;
-            let base = scenarios::echo(&bench.baseline()?, clients, duration).await?;
+            let ours = scenarios::echo(&bench.switchboard()?, "/echo", clients, duration).await?;
+            let base = scenarios::echo(&bench.baseline()?, "/echo", clients, duration).await?;
             let scenario = format!("echo, {clients} client(s)");
             rows.push(row(&scenario, "round trips/s", ours.round_trips_per_second, base.round_trips_per_second));
             rows.push(row(&scenario, "server CPU µs/message", ours.cpu_us_per_message, base.cpu_us_per_message));
@@ -107,9 +111,43 @@ async fn main() -> anyhow::Result<()> {
             baseline: None,
         });
     }
+    if wanted("js") {
+        // The Rust echo is the JavaScript echo's baseline: same server, same load.
+        let duration = Duration::from_secs(if quick { 1 } else { 3 });
+        let empty = plugin_cost::rss_without_plugins(&bench).await?;
+        let rust = plugin_cost::measure(&bench, &bench.echo, "/echo", empty, JS_ECHO_CLIENTS, duration).await?;
+        let js = plugin_cost::measure(&bench, bench.echo_js()?, "/echo-js", empty, JS_ECHO_CLIENTS, duration).await?;
+        let scenario = "echo-js vs echo (Rust)";
+        rows.push(row(scenario, ".wasm KiB", js.size_kib, rust.size_kib));
+        rows.push(row(scenario, "compile cold, Winch ms", js.quick_ms, rust.quick_ms));
+        rows.push(row(scenario, "cold, Cranelift → serving ms", js.optimised_ms, rust.optimised_ms));
+        rows.push(row(scenario, "compile cached ms", js.cached_ms, rust.cached_ms));
+        rows.push(row(scenario, "RSS growth MiB, cached start", js.rss_cached_mib, rust.rss_cached_mib));
+        rows.push(row(scenario, "RSS growth MiB, after the echo", js.rss_after_echo_mib, rust.rss_after_echo_mib));
+        rows.push(row(scenario, "RSS growth MiB, cold start", js.rss_cold_mib, rust.rss_cold_mib));
+        let scenario = format!("echo-js vs echo (Rust), {JS_ECHO_CLIENTS} clients");
+        let (ours, base) = (js.echo, rust.echo);
+        rows.push(row(&scenario, "round trips/s", ours.round_trips_per_second, base.round_trips_per_second));
+        rows.push(row(&scenario, "server CPU µs/message", ours.cpu_us_per_message, base.cpu_us_per_message));
+        rows.push(row(&scenario, "latency p50 µs", ours.latency.0, base.latency.0));
+        rows.push(row(&scenario, "latency p99 µs", ours.latency.1, base.latency.1));
+    }
+    if wanted("kit") {
+        let (loads, steps) = if quick { (3, 2000) } else { (5, 20_000) };
+        let rust = kit::measure(&bench.echo, "/echo", loads, steps).await?;
+        let js = kit::measure(bench.echo_js()?, "/echo-js", loads, steps).await?;
+        let scenario = "kit: echo-js vs echo (Rust)";
+        rows.push(row(scenario, "TestChannel::load ms, median", js.load_ms, rust.load_ms));
+        rows.push(row(scenario, "step µs, median", js.step_us.0, rust.step_us.0));
+        rows.push(row(scenario, "step µs, p99", js.step_us.1, rust.step_us.1));
+    }
     print_table(&rows);
     Ok(())
 }
+
+/// Echo clients in the JavaScript / Rust comparison: the busier of the echo
+/// scenario's two sizes.
+const JS_ECHO_CLIENTS: usize = 100;
 
 fn row(scenario: &str, metric: &'static str, switchboard: f64, baseline: f64) -> Row {
     Row { scenario: scenario.to_owned(), metric, switchboard, baseline: Some(baseline) }
@@ -144,6 +182,8 @@ struct Bench {
     baseline: PathBuf,
     echo: PathBuf,
     chat: PathBuf,
+    /// Built by `scripts/build-js-plugins`; needed only by `js` and `kit`.
+    echo_js: PathBuf,
 }
 
 impl Bench {
@@ -156,6 +196,7 @@ impl Bench {
             baseline: bin.join("baseline"),
             echo: plugins.join("switchboard_plugin_echo.wasm"),
             chat: plugins.join("switchboard_plugin_chat.wasm"),
+            echo_js: root.join("plugins/echo-js/dist/echo_js.wasm"),
         };
         for file in [&bench.server, &bench.baseline, &bench.echo, &bench.chat] {
             anyhow::ensure!(file.is_file(), "{} is missing: run bench/run", file.display());
@@ -163,25 +204,55 @@ impl Bench {
         Ok(bench)
     }
 
-    /// A fresh Switchboard with echo and chat and limits that stay out of the way.
-    fn switchboard(&self) -> anyhow::Result<Server> {
-        self.switchboard_with_cache(None)
+    fn echo_js(&self) -> anyhow::Result<&Path> {
+        let file = &self.echo_js;
+        anyhow::ensure!(file.is_file(), "{} is missing: run bench/run (or scripts/build-js-plugins)", file.display());
+        Ok(file)
     }
 
-    fn switchboard_with_cache(&self, cache: Option<&Path>) -> anyhow::Result<Server> {
-        let folder = std::env::temp_dir().join(format!("switchboard-bench-{}-{}", std::process::id(), next()));
-        let plugins = folder.join("plugins");
-        std::fs::create_dir_all(&plugins)?;
-        std::fs::copy(&self.echo, plugins.join("echo.wasm"))?;
-        std::fs::copy(&self.chat, plugins.join("chat.wasm"))?;
+    /// A fresh Switchboard with echo and chat and limits that stay out of the way.
+    fn switchboard(&self) -> anyhow::Result<Server> {
+        self.switchboard_with(&self.echo_and_chat(), None, None)
+    }
+
+    fn echo_and_chat(&self) -> [(&Path, &str); 2] {
+        [(&self.echo, "echo.wasm"), (&self.chat, "chat.wasm")]
+    }
+
+    /// A fresh Switchboard serving `plugins` (a file, and the name of its
+    /// copy in the plugins folder), with limits that stay out of the way;
+    /// with a compile cache if given, and a log at level `log` (`RUST_LOG`)
+    /// if given, in its folder.
+    fn switchboard_with(
+        &self,
+        plugins: &[(&Path, &str)],
+        cache: Option<&Path>,
+        log: Option<&str>,
+    ) -> anyhow::Result<Server> {
+        let folder = self.scratch("server");
+        let folder_of_plugins = folder.join("plugins");
+        std::fs::create_dir_all(&folder_of_plugins)?;
+        for (file, name) in plugins {
+            std::fs::copy(file, folder_of_plugins.join(name))
+                .with_context(|| format!("cannot copy {} into {}", file.display(), folder_of_plugins.display()))?;
+        }
         let cache = cache.map(|cache| format!("compile_cache = \"{}\"\n", cache.display())).unwrap_or_default();
         let config = format!(
             "listen = \"127.0.0.1:0\"\nplugins = \"{}\"\n{cache}[limits]\nmessages_per_second = 10000000\nmessage_burst = 10000000\nsend_queue = 4096\n",
-            plugins.display()
+            folder_of_plugins.display()
         );
         std::fs::write(folder.join("switchboard.toml"), config)?;
-        let config = folder.join("switchboard.toml");
-        Server::start(&self.server, &["serve", "--config", &config.display().to_string()], Some(folder))
+        let config = folder.join("switchboard.toml").display().to_string();
+        let args = ["serve", "--config", &config];
+        match log {
+            Some(filter) => Server::start_logging(&self.server, &args, folder, filter),
+            None => Server::start(&self.server, &args, Some(folder)),
+        }
+    }
+
+    /// A path for this run's `what` that no other run or call uses.
+    fn scratch(&self, what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("switchboard-bench-{what}-{}-{}", std::process::id(), next()))
     }
 
     fn baseline(&self) -> anyhow::Result<Server> {
@@ -198,7 +269,7 @@ impl Bench {
         let mut times = Vec::new();
         for _ in 0..2 {
             let start = Instant::now();
-            let server = self.switchboard_with_cache(Some(&cache))?;
+            let server = self.switchboard_with(&self.echo_and_chat(), Some(&cache), None)?;
             times.push(start.elapsed().as_secs_f64() * 1000.0);
             scenarios::wait_until_optimised(&server.addr, Instant::now() + Duration::from_secs(30)).await?;
             drop(server);

@@ -25,7 +25,7 @@ fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-async fn connect(addr: &str, path: &str) -> anyhow::Result<Socket> {
+pub(crate) async fn connect(addr: &str, path: &str) -> anyhow::Result<Socket> {
     let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await?;
     Ok(socket)
 }
@@ -173,13 +173,13 @@ pub(crate) struct Echo {
     pub(crate) latency: (f64, f64, f64),
 }
 
-/// `clients` doing request/response round trips on `/echo` for `duration`.
-pub(crate) async fn echo(server: &Server, clients: usize, duration: Duration) -> anyhow::Result<Echo> {
+/// `clients` doing request/response round trips on `route` (an echo) for `duration`.
+pub(crate) async fn echo(server: &Server, route: &str, clients: usize, duration: Duration) -> anyhow::Result<Echo> {
     let mut sockets = Vec::new();
     for _ in 0..clients {
-        sockets.push(connect(&server.addr, "/echo").await?);
+        sockets.push(connect(&server.addr, route).await?);
     }
-    eprintln!("echo: {clients} client(s), round trips for {duration:?}");
+    eprintln!("echo: {clients} client(s) on {route}, round trips for {duration:?}");
     let cpu = server.cpu_seconds()?;
     let start = Instant::now();
     let deadline = start + duration;
