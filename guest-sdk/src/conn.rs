@@ -32,14 +32,18 @@ impl Conn {
     }
 
     /// Queue a message for this connection, ignoring a refusal: the message
-    /// is silently dropped when the connection is gone or the message is
-    /// larger than the host accepts. Use [`Conn::try_send`] to know.
+    /// is silently dropped when the connection is gone, its send queue is
+    /// full, or the message is larger than the host accepts. Use
+    /// [`Conn::try_send`] to know.
     pub fn send(self, message: impl Into<Message>) {
         let _dropped = host::send(self.0, &message.into().into());
     }
 
-    /// Queue a message, learning why the host refused it (the connection is
-    /// gone, or the message is larger than the host accepts).
+    /// Queue a message, learning why the host refused it: the connection is
+    /// gone ([`HostError::UnknownConnection`]), its send queue is full (the
+    /// client is too slow and is being disconnected: [`HostError::QueueFull`]),
+    /// or the message is larger than the host accepts
+    /// ([`HostError::InvalidArgument`]).
     pub fn try_send(self, message: impl Into<Message>) -> Result<(), HostError> {
         host::send(self.0, &message.into().into())
     }

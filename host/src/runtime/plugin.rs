@@ -12,7 +12,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Mutex;
@@ -80,6 +81,10 @@ pub(crate) struct PluginHandle {
     /// metrics, and the timer task waits for the next timer, without
     /// waiting for the plugin.
     channel: Arc<Channel>,
+    /// Set once the plugin is unloaded: it takes no new connection and
+    /// fires no timer. Set under the plugin's lock (so a connection either
+    /// ran before it or sees it), read without it by the timer task.
+    retired: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PluginHandle {
@@ -94,8 +99,10 @@ impl PluginHandle {
         let instance = Instance::new(&compiled, Arc::clone(&channel))
             .await
             .map_err(|error| format!("cannot instantiate: {}", super::one_line(&error)))?;
-        let plugin = Plugin { compiled, channel: Arc::clone(&channel), instance: Some(instance), retired: false };
-        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)), channel })
+        let retired = Arc::new(AtomicBool::new(false));
+        let plugin =
+            Plugin { compiled, channel: Arc::clone(&channel), instance: Some(instance), retired: Arc::clone(&retired) };
+        Ok(PluginHandle { plugin: Arc::new(Mutex::new(plugin)), channel, retired })
     }
 
     /// The plugin's metrics.
@@ -107,10 +114,16 @@ impl PluginHandle {
     /// plugin is retired or dropped. The test kit fires them itself
     /// ([`PluginHandle::fire_timers`]) on a clock of its own instead.
     pub(crate) fn drive_timers(&self) {
-        let plugin = Arc::downgrade(&self.plugin);
+        let weak = Arc::downgrade(&self.plugin);
+        let (channel, retired) = (Arc::clone(&self.channel), Arc::clone(&self.retired));
+        // The plugin behind `weak`, unless it was dropped or retired.
+        let alive = move || {
+            let plugin = weak.upgrade().filter(|_| !retired.load(Ordering::SeqCst))?;
+            Some(PluginHandle { plugin, channel: Arc::clone(&channel), retired: Arc::clone(&retired) })
+        };
         let channel = Arc::clone(&self.channel);
         tokio::spawn(async move {
-            while let Some(handle) = alive(&plugin, &channel).await {
+            while let Some(handle) = alive() {
                 // `notify_one` keeps a permit when nobody waits, so a timer
                 // set between `next_timer` and the wait still wakes us.
                 let changed = channel.timers_changed.notified();
@@ -126,7 +139,7 @@ impl PluginHandle {
                         continue;
                     }
                 }
-                if let Some(handle) = alive(&plugin, &channel).await {
+                if let Some(handle) = alive() {
                     handle.fire_timers(channel.clock.now()).await;
                 }
             }
@@ -138,7 +151,7 @@ impl PluginHandle {
     pub(crate) async fn fire_timers(&self, now: Instant) -> usize {
         Box::pin(async move {
             let mut plugin = self.plugin.lock().await;
-            if plugin.retired {
+            if self.retired.load(Ordering::SeqCst) {
                 return 0;
             }
             let due = plugin.channel.take_due_timers(now);
@@ -218,16 +231,11 @@ impl PluginHandle {
     /// Refuse every later connection (the plugin is being unloaded):
     /// connections admitted before are the caller's to close.
     pub(crate) async fn retire(&self) {
-        self.plugin.lock().await.retired = true;
+        let plugin = self.plugin.lock().await;
+        self.retired.store(true, Ordering::SeqCst);
+        drop(plugin);
         self.channel.clear_timers();
     }
-}
-
-/// The plugin behind `plugin`, unless it was dropped or retired.
-async fn alive(plugin: &Weak<Mutex<Plugin>>, channel: &Arc<Channel>) -> Option<PluginHandle> {
-    let plugin = plugin.upgrade()?;
-    let retired = plugin.lock().await.retired;
-    (!retired).then(|| PluginHandle { plugin, channel: Arc::clone(channel) })
 }
 
 struct Plugin {
@@ -237,14 +245,14 @@ struct Plugin {
     /// instance could not be made, or when a callback was abandoned half-way
     /// (its future dropped): the next callback starts a fresh one.
     instance: Option<Instance>,
-    /// Set once the plugin is unloaded: it takes no new connection.
-    retired: bool,
+    /// The handle's `retired`, read here under the lock.
+    retired: Arc<AtomicBool>,
 }
 
 impl Plugin {
     async fn connect(&mut self, peer: Arc<Peer>, request: ConnectRequest) -> Result<(), Rejection> {
         let refused = match () {
-            () if self.retired => Some(Close::PluginRemoved),
+            () if self.retired.load(Ordering::SeqCst) => Some(Close::PluginRemoved),
             () if !self.compiled.info.routes.contains(&request.route) => Some(Close::RouteRemoved),
             () => None,
         };
