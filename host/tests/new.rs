@@ -17,9 +17,9 @@ fn new(args: &[&str], dir: &Path) -> Output {
     Command::new(BINARY).arg("new").args(args).arg("--dir").arg(dir).output().expect("run switchboard new")
 }
 
-/// `switchboard dev` serving the plugins under `sources`, with `env` set;
-/// and the address it listens on.
-fn dev(sources: &Path, plugins: &Path, env: (&str, &Path)) -> (Running, String) {
+/// `switchboard dev` serving the plugins under `sources`, with `env` set and
+/// its log to `log`; and the address it listens on.
+fn dev(sources: &Path, plugins: &Path, env: (&str, &Path), log: Stdio) -> (Running, String) {
     let child = Command::new(BINARY)
         .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
         .arg(sources)
@@ -27,7 +27,7 @@ fn dev(sources: &Path, plugins: &Path, env: (&str, &Path)) -> (Running, String) 
         .arg(plugins)
         .env(env.0, env.1)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start switchboard dev");
     let mut server = Running(child);
@@ -61,7 +61,7 @@ fn a_new_plugin_builds_passes_its_test_and_runs_under_dev() {
 
     // `switchboard dev` builds it and serves it.
     let plugins = tempfile::tempdir().expect("temp dir");
-    let (_server, address) = dev(parent.path(), plugins.path(), ("CARGO_TARGET_DIR", &target_dir()));
+    let (_server, address) = dev(parent.path(), plugins.path(), ("CARGO_TARGET_DIR", &target_dir()), Stdio::null());
     let (mut ann, _) = tungstenite::connect(format!("ws://{address}/shout/lobby?user=ann")).expect("connect");
     ann.send(Message::text("hello")).expect("send");
     loop {
@@ -101,7 +101,7 @@ fn dev_builds_and_serves_a_javascript_plugin() {
     let plugins = tempfile::tempdir().expect("temp dir");
     // The default compile cache, kept across runs in the target folder.
     let cache = target_dir().join("test-xdg-cache");
-    let (_server, address) = dev(sources.path(), plugins.path(), ("XDG_CACHE_HOME", &cache));
+    let (_server, address) = dev(sources.path(), plugins.path(), ("XDG_CACHE_HOME", &cache), Stdio::null());
     assert!(plugins.path().join("echo-js.wasm").is_file(), "built into the plugins folder");
     let (mut client, _) = tungstenite::connect(format!("ws://{address}/echo-js")).expect("connect");
     client.send(Message::text("ping")).expect("send");
@@ -139,7 +139,7 @@ fn a_new_javascript_plugin_runs_under_dev() {
     assert!(parent.path().join("yell/plugin.js").is_file());
     let plugins = tempfile::tempdir().expect("temp dir");
     let cache = target_dir().join("test-xdg-cache");
-    let (_server, address) = dev(parent.path(), plugins.path(), ("XDG_CACHE_HOME", &cache));
+    let (_server, address) = dev(parent.path(), plugins.path(), ("XDG_CACHE_HOME", &cache), Stdio::null());
     let (mut client, _) = tungstenite::connect(format!("ws://{address}/yell")).expect("connect");
     client.send(Message::text("hi")).expect("send");
     assert_eq!(client.read().expect("read"), Message::text("hi"));
@@ -151,18 +151,8 @@ fn dev_serves_without_node_and_says_why_the_javascript_plugin_is_missing() {
     let echo_js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/echo-js");
     std::os::unix::fs::symlink(echo_js, sources.path().join("echo-js")).expect("link the plugin");
     let plugins = tempfile::tempdir().expect("temp dir");
-    let child = Command::new(BINARY)
-        .args(["dev", "--listen", "127.0.0.1:0", "--sources"])
-        .arg(sources.path())
-        .arg("--plugins")
-        .arg(plugins.path())
-        .env("PATH", "/nonexistent")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchboard dev");
-    let mut server = Running(child);
-    let address = server.address();
+    let (mut server, address) =
+        dev(sources.path(), plugins.path(), ("PATH", Path::new("/nonexistent")), Stdio::piped());
     assert!(!address.is_empty());
     let _ = server.0.kill();
     let mut log = String::new();
