@@ -65,6 +65,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// Where the plugins' key-value stores are kept.
     pub store: StoreSettings,
+    /// Several nodes sharing rooms and users through Redis.
+    pub cluster: ClusterSettings,
     /// Per-plugin settings, by plugin name: `[plugin.chat]`.
     pub plugin: BTreeMap<String, PluginSettings>,
 }
@@ -84,6 +86,7 @@ impl Default for Config {
             api: Api::default(),
             metrics: MetricsSettings::default(),
             store: StoreSettings::default(),
+            cluster: ClusterSettings::default(),
             plugin: BTreeMap::new(),
         }
     }
@@ -315,6 +318,39 @@ pub struct StoreSettings {
     pub path: Option<PathBuf>,
 }
 
+/// `[cluster]`: several nodes behind one load balancer, sharing rooms, users
+/// and broadcasts through Redis pub/sub.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// The Redis server the nodes share, e.g. `redis://127.0.0.1:6379`
+    /// (Redis 6.2 or newer). Absent: a single node, no other service needed.
+    pub redis: Option<String>,
+    /// Messages waiting for Redis, at most: beyond it (Redis is down or too
+    /// slow) a message still reaches this node's clients, not the others'.
+    pub publish_queue: usize,
+    /// Bytes of messages waiting for Redis, at most.
+    pub publish_queue_bytes: usize,
+    /// Messages from other nodes waiting to be handed to this node's
+    /// clients, at most: beyond it they are dropped and counted, so that a
+    /// slow node never slows Redis down for the others.
+    pub receive_queue: usize,
+    /// Bytes of messages from other nodes waiting, at most.
+    pub receive_queue_bytes: usize,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            redis: None,
+            publish_queue: 65_536,
+            publish_queue_bytes: 64 << 20,
+            receive_queue: 65_536,
+            receive_queue_bytes: 64 << 20,
+        }
+    }
+}
+
 /// `[metrics]`: Prometheus metrics, on an address of their own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -417,6 +453,16 @@ impl Config {
         check(limits.read_buffer_size >= 256, "read_buffer_size must be at least 256 bytes")?;
         check(limits.write_buffer_size >= 256, "write_buffer_size must be at least 256 bytes")?;
         check(!limits.close_timeout.is_zero(), "close_timeout must be positive")?;
+        let cluster = &self.cluster;
+        if cluster.publish_queue == 0 || cluster.receive_queue == 0 {
+            return Err(ConfigError::Invalid("cluster: the queues must hold at least 1 message".into()));
+        }
+        let largest = limits.max_send_size.max(limits.max_message_size);
+        if cluster.publish_queue_bytes < largest || cluster.receive_queue_bytes < largest {
+            return Err(ConfigError::Invalid(
+                "cluster: the queues must hold at least one message of max_send_size bytes".into(),
+            ));
+        }
         if self.keepalive.ping_interval.is_zero() || self.keepalive.ping_timeout.is_zero() {
             return Err(ConfigError::Invalid("keepalive: ping_interval and ping_timeout must be positive".into()));
         }

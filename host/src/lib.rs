@@ -16,6 +16,8 @@
 //!   and the host functions they call; the only layer that names wasmtime;
 //! - `channel/`: what the host keeps for each plugin (connections, rooms,
 //!   users, presence, the key-value store) and each connection's outbox;
+//! - `cluster/`: the other nodes, through Redis pub/sub (with
+//!   `[cluster] redis`): what a plugin publishes reaches them;
 //! - `storage/`: what outlives the process (the key-value stores on disk,
 //!   with `[store] path`).
 //!
@@ -33,6 +35,7 @@
 mod api;
 mod channel;
 mod close;
+mod cluster;
 mod config;
 mod loading;
 mod metrics;
@@ -42,8 +45,10 @@ mod runtime;
 mod storage;
 pub mod testing;
 
+pub use cluster::ClusterError;
 pub use config::{
-    Api, Auth, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings, PluginSettings, StoreSettings,
+    Api, Auth, ClusterSettings, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings,
+    PluginSettings, StoreSettings,
 };
 pub use loading::registry::PluginError;
 pub use loading::routes::{RouteError, RoutePattern, RouteTable};

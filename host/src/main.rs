@@ -74,6 +74,10 @@ struct ServeArgs {
     /// (no authentication: keep it private).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Join the nodes sharing this Redis, e.g. redis://127.0.0.1:6379
+    /// (`[cluster] redis`).
+    #[arg(long, value_name = "URL", env = "SWITCHBOARD_REDIS")]
+    redis: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -137,6 +141,9 @@ impl ServeArgs {
         }
         if let Some(metrics) = self.metrics {
             config.metrics.listen = Some(metrics);
+        }
+        if let Some(redis) = &self.redis {
+            config.cluster.redis = Some(redis.clone());
         }
         Ok(config)
     }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 /// The layers of `src/`, top-down: each may use only the layers after it.
-const LAYERS: &[&str] = &["testing", "net", "api", "loading", "runtime", "channel", "storage"];
+const LAYERS: &[&str] = &["testing", "net", "api", "loading", "runtime", "channel", "cluster", "storage"];
 
 /// Every `.rs` file under `dir`, with its text.
 fn sources(dir: &Path) -> Vec<(PathBuf, String)> {

@@ -19,6 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod redis_server;
+pub use crate::redis_server::RedisServer;
+
 /// Where the plugins built by `build.rs` are.
 pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

@@ -27,6 +27,7 @@ use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
 use crate::channel::timers::{Clock, Timers};
+use crate::cluster::{Cluster, Sink, Topic};
 use crate::config::Limits;
 use crate::metrics::PluginMetrics;
 use crate::rate_limit::{TokenBucket, Verdict};
@@ -75,6 +76,9 @@ pub(crate) struct Channel {
     /// The plugin's own metrics (empty unless metrics are served): counts
     /// what the plugin's calls queue, once per fan-out.
     pub(crate) metrics: PluginMetrics,
+    /// The other nodes, when clustered: what is published here goes there
+    /// too, and this channel subscribes to the rooms and users it holds.
+    cluster: Option<Arc<Cluster>>,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +172,40 @@ impl Channel {
             log: Mutex::new(log),
             presence_events_dropped: AtomicU64::new(0),
             metrics: PluginMetrics::default(),
+            cluster: None,
+        }
+    }
+
+    /// The same channel, sharing its rooms, users and broadcasts with the
+    /// other nodes of `cluster` (see [`Channel::attach`]).
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Channel {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Receive what the other nodes publish for this plugin (once the
+    /// channel is shared).
+    pub(crate) fn attach(self: &Arc<Self>) {
+        if let Some(cluster) = &self.cluster {
+            let sink: Arc<dyn Sink> = Arc::clone(self) as Arc<dyn Sink>;
+            cluster.attach(&self.name, Arc::downgrade(&sink));
+        }
+    }
+
+    /// Start or stop receiving `topic` from the other nodes: called when
+    /// its first local member arrives and when its last one leaves.
+    fn subscribe(&self, topic: Topic<'_>, wanted: bool) {
+        match (&self.cluster, wanted) {
+            (Some(cluster), true) => cluster.subscribe(&self.name, topic),
+            (Some(cluster), false) => cluster.unsubscribe(&self.name, topic),
+            (None, _) => {}
+        }
+    }
+
+    /// Send `frame` to `topic`'s connections on the other nodes.
+    fn publish_to_cluster(&self, topic: Topic<'_>, frame: &Message) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(&self.name, topic, frame);
         }
     }
 
@@ -212,8 +250,10 @@ impl Channel {
         for room in &left {
             self.leave_room(&mut members, room, conn, user.as_ref());
         }
-        if let Some(user) = &user {
-            remove_from_group(&mut members.users, user, conn);
+        if let Some(user) = &user
+            && remove_from_group(&mut members.users, user, conn)
+        {
+            self.subscribe(Topic::User(user), false);
         }
         left.iter().map(|room| room.to_string()).collect()
     }
@@ -269,7 +309,11 @@ impl Channel {
         }
         let room: Arc<str> = room.into();
         member.rooms.insert(Arc::clone(&room));
-        members.rooms.entry(Arc::clone(&room)).or_default().insert(conn, Arc::clone(&member.peer));
+        let local = members.rooms.entry(Arc::clone(&room)).or_default();
+        if local.is_empty() {
+            self.subscribe(Topic::Room(&room), true);
+        }
+        local.insert(conn, Arc::clone(&member.peer));
         if members.presence.is_tracked(&room) {
             let change = member.user.as_ref().and_then(|user| members.presence.arrive(&room, user));
             let peer = Arc::clone(&member.peer);
@@ -304,6 +348,7 @@ impl Channel {
         }
         if emptied {
             members.presence.forget(room);
+            self.subscribe(Topic::Room(room), false);
         }
     }
 
@@ -318,10 +363,16 @@ impl Channel {
         }
         let user: Arc<str> = user.into();
         let previous = member.user.replace(Arc::clone(&user));
-        if let Some(previous) = &previous {
-            remove_from_group(&mut members.users, previous, conn);
+        if let Some(previous) = &previous
+            && remove_from_group(&mut members.users, previous, conn)
+        {
+            self.subscribe(Topic::User(previous), false);
         }
-        members.users.entry(Arc::clone(&user)).or_default().insert(conn, Arc::clone(&member.peer));
+        let connections = members.users.entry(Arc::clone(&user)).or_default();
+        if connections.is_empty() {
+            self.subscribe(Topic::User(&user), true);
+        }
+        connections.insert(conn, Arc::clone(&member.peer));
         let rooms: Vec<Arc<str>> = member.rooms.iter().cloned().collect();
         for room in &rooms {
             let left = previous.as_ref().and_then(|previous| members.presence.depart(room, previous));
@@ -389,8 +440,15 @@ impl Channel {
             .map_err(|max| CallError::InvalidArgument(format!("too many metadata keys (the limit is {max})")))
     }
 
-    /// Queue `frame` for every open connection of `user`.
+    /// Queue `frame` for every open connection of `user`, on every node;
+    /// returns how many of this node's got it.
     pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
+        let reached = self.deliver_to_user(user, frame);
+        self.publish_to_cluster(Topic::User(user), frame);
+        reached
+    }
+
+    fn deliver_to_user(&self, user: &str, frame: &Message) -> u32 {
         let members = self.members.read();
         let Some(connections) = members.users.get(user) else { return 0 };
         fan_out(&self.metrics, connections.iter(), frame, None)
@@ -410,16 +468,30 @@ impl Channel {
         self.members.read().rooms.get(room).map_or(0, HashMap::len)
     }
 
-    /// Queue `frame` for every member of `room` but `except`; the frame's
-    /// bytes are shared, not copied. Returns how many got it.
+    /// Queue `frame` for every member of `room` but `except`, on every
+    /// node; the frame's bytes are shared, not copied. Returns how many of
+    /// this node's members got it.
     pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
+        let reached = self.deliver_to_room(room, frame, except);
+        self.publish_to_cluster(Topic::Room(room), frame);
+        reached
+    }
+
+    fn deliver_to_room(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
         let Some(room) = members.rooms.get(room) else { return 0 };
         fan_out(&self.metrics, room.iter(), frame, except)
     }
 
-    /// Queue `frame` for every connection of the channel but `except`.
+    /// Queue `frame` for every connection of the plugin but `except`, on
+    /// every node; returns how many of this node's got it.
     pub(crate) fn broadcast(&self, frame: &Message, except: Option<ConnId>) -> u32 {
+        let reached = self.deliver_to_all(frame, except);
+        self.publish_to_cluster(Topic::All, frame);
+        reached
+    }
+
+    fn deliver_to_all(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
         fan_out(&self.metrics, members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
@@ -515,6 +587,18 @@ impl Channel {
             }
         }
         members.presence_events.push((room.to_owned(), joins, leaves));
+    }
+}
+
+/// What another node published for this plugin reaches this node's
+/// connections as if published here (but is not sent on again).
+impl Sink for Channel {
+    fn deliver(&self, topic: Topic<'_>, frame: Message) {
+        match topic {
+            Topic::Room(room) => self.deliver_to_room(room, &frame, None),
+            Topic::User(user) => self.deliver_to_user(user, &frame),
+            Topic::All => self.deliver_to_all(&frame, None),
+        };
     }
 }
 

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::channel::Channel;
 use crate::close::Close;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::loading::contest::{Candidate, contested};
 use crate::loading::routes::{RouteError, RoutePattern, RouteTable};
@@ -121,6 +122,8 @@ pub(crate) struct Registry {
     durable: Option<Arc<Durable>>,
     /// The server's metrics: each channel gets its plugin's handles, reloads are counted.
     metrics: Arc<Metrics>,
+    /// The other nodes, when clustered: every channel shares its rooms and users with them.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Registry {
@@ -135,7 +138,15 @@ impl Registry {
             changing: tokio::sync::Mutex::new(()),
             durable,
             metrics: Arc::new(Metrics::new(false)),
+            cluster: None,
         }
+    }
+
+    /// The same registry, its channels shared with the nodes of `cluster`
+    /// (before any plugin loads).
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Registry {
+        self.cluster = cluster;
+        self
     }
 
     /// The same registry, recording to `metrics` (before any plugin loads).
@@ -467,8 +478,12 @@ impl Registry {
     fn channel(&self, name: &str) -> Arc<Channel> {
         let mut channels = self.channels.lock();
         let channel = channels.entry(name.to_owned()).or_insert_with(|| {
-            let channel = Channel::new(name, self.config.limits_for(name), self.durable.clone());
-            Arc::new(channel.with_metrics(self.metrics.plugin(name)))
+            let channel = Channel::new(name, self.config.limits_for(name), self.durable.clone())
+                .with_metrics(self.metrics.plugin(name))
+                .with_cluster(self.cluster.clone());
+            let channel = Arc::new(channel);
+            channel.attach();
+            channel
         });
         Arc::clone(channel)
     }

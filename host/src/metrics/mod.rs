@@ -169,6 +169,57 @@ pub(crate) struct Metrics {
     /// `switchboard_api_publish_requests_total{status}`: `POST /api/publish`
     /// requests, by the HTTP status of the answer.
     api_publish_requests: Family<StatusLabel, Counter>,
+    /// The cluster's series (`[cluster] redis`); counted whether metrics
+    /// are served or not (a handful of atomic adds per publish), so that the
+    /// drop log can say how many.
+    pub(crate) cluster: ClusterMetrics,
+}
+
+/// The cluster engine's metrics; no label but the drop's `reason`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClusterMetrics {
+    /// `switchboard_cluster_redis_up` (gauge): 1 while Redis answers.
+    pub(crate) up: Gauge,
+    /// `switchboard_cluster_published_total`: messages sent to other nodes
+    /// (one per publish, whatever the number of nodes).
+    pub(crate) published: Counter,
+    /// `switchboard_cluster_received_total`: messages from other nodes
+    /// handed to this node's connections.
+    pub(crate) received: Counter,
+    /// `switchboard_cluster_dropped_total{reason}`: messages between nodes
+    /// lost: `publish_queue_full`, `redis_error` (Redis did not take them),
+    /// `receive_queue_full` (this node fell behind), `malformed`.
+    dropped: Family<ReasonLabel, Counter>,
+}
+
+impl ClusterMetrics {
+    /// Count `count` dropped messages; true when the total for `reason`
+    /// reaches a power of two, so that the caller logs a bounded number of
+    /// lines (1, 2, 4, 8, ... drops) however long an outage lasts.
+    pub(crate) fn dropped(&self, reason: &'static str, count: u64) -> bool {
+        let before = self.dropped.get_or_create(&ReasonLabel { reason }).inc_by(count);
+        let after = before + count;
+        before == 0 || before.ilog2() != after.ilog2()
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register("cluster_redis_up", "1 while Redis answers (clustered nodes only)", self.up.clone());
+        registry.register(
+            "cluster_published",
+            "Messages sent to the other nodes, one per publish",
+            self.published.clone(),
+        );
+        registry.register(
+            "cluster_received",
+            "Messages from other nodes handed to this node's connections",
+            self.received.clone(),
+        );
+        registry.register(
+            "cluster_dropped",
+            "Messages between nodes lost (publish_queue_full, redis_error, receive_queue_full, malformed)",
+            self.dropped.clone(),
+        );
+    }
 }
 
 impl Metrics {
@@ -191,6 +242,7 @@ impl Metrics {
             plugin_timeouts: Family::default(),
             plugin_reloads: Family::default(),
             api_publish_requests: Family::default(),
+            cluster: ClusterMetrics::default(),
         }
     }
 
@@ -267,6 +319,7 @@ impl Metrics {
             "POST /api/publish requests, by HTTP status",
             self.api_publish_requests.clone(),
         );
+        self.cluster.register(registry);
     }
 
     /// The handles of plugin `name`'s own series (created at zero now, so

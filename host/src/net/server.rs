@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::api::auth::TokenVerifier;
 use crate::channel::Channel;
 use crate::close::Close;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::loading::registry::Registry;
 use crate::loading::watcher::PluginWatcher;
@@ -166,6 +167,8 @@ pub struct Server {
     watcher: Option<PluginWatcher>,
     /// `GET /metrics`, when `[metrics] listen` is set.
     metrics: Option<Endpoint>,
+    /// The link to the other nodes, when clustered; stopped with the server.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Server {
@@ -192,7 +195,15 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::new(config.metrics.listen.is_some()));
-        let registry = Arc::new(Registry::new(runtime, config.clone(), durable).with_metrics(Arc::clone(&metrics)));
+        let cluster = match &config.cluster.redis {
+            Some(url) => Some(Cluster::join(&config.cluster, url, metrics.cluster.clone()).await?),
+            None => None,
+        };
+        let first_connection = cluster.as_ref().map_or(1, |cluster| cluster.first_connection_id());
+        let registry = Registry::new(runtime, config.clone(), durable)
+            .with_metrics(Arc::clone(&metrics))
+            .with_cluster(cluster.clone());
+        let registry = Arc::new(registry);
         // Watch before the first scan, so that no change falls between the two.
         let watcher = match config.watch {
             true => Some(PluginWatcher::start(&config.plugins, Arc::clone(&registry))?),
@@ -214,12 +225,12 @@ impl Server {
             registry,
             verifier,
             api_key,
-            next_connection: AtomicU64::new(1),
+            next_connection: AtomicU64::new(first_connection),
             open_connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             metrics,
         });
-        Ok(Server { listener, shared, watcher, metrics: endpoint })
+        Ok(Server { listener, shared, watcher, metrics: endpoint, cluster })
     }
 
     /// The address the server listens on (with the real port when the
@@ -238,7 +249,7 @@ impl Server {
     /// is queued for them, idle HTTP connections are closed), wait up to
     /// `shutdown_grace`, then drop whoever is left.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { listener, shared, watcher, metrics } = self;
+        let Server { listener, shared, watcher, metrics, cluster } = self;
         let (stop, signal) = watch::channel(false);
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         let guard = Shutdown { signal, _alive: alive };
@@ -278,6 +289,9 @@ impl Server {
         let registry = Arc::clone(&shared.registry);
         if tokio::task::spawn_blocking(move || registry.close_storage()).await.is_err() {
             tracing::error!("shutdown: the key-value store could not be closed");
+        }
+        if let Some(cluster) = cluster {
+            cluster.stop();
         }
         Ok(())
     }

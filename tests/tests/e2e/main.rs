@@ -10,6 +10,8 @@ mod abuse;
 mod auth;
 /// The chat plugin: rooms, typing, user counts, error replies, fan-out.
 mod chat;
+/// Several nodes through one Redis: rooms, users, broadcasts, outages.
+mod cluster;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
 /// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.

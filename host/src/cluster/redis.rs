@@ -1,0 +1,218 @@
+//! The node's two Redis connections and the tasks around them: the
+//! publisher (the outgoing queue → pipelined `PUBLISH`es), the subscriber
+//! (subscription changes → `SUBSCRIBE` / `UNSUBSCRIBE` in batches; every
+//! subscription again after a reconnect) and the deliverer (the incoming
+//! queue → the plugins' channels). Messages arrive as RESP3 pushes, handed
+//! by the connection to a closure that only queues them, so that a slow
+//! node never blocks its Redis connection.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use super::queue::BoundedQueue;
+use super::{Cluster, ClusterError, NODE_SHIFT, NODES, wire};
+use crate::config::ClusterSettings;
+use crate::metrics::ClusterMetrics;
+
+/// Commands per pipeline (`PUBLISH`) or per `SUBSCRIBE` (channels): big
+/// enough to amortise a round trip, small enough not to stall Redis.
+const BATCH: usize = 512;
+/// The longest wait between two tries while Redis is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub(super) async fn connect(
+    settings: &ClusterSettings,
+    url: &str,
+    metrics: ClusterMetrics,
+) -> Result<Arc<Cluster>, ClusterError> {
+    let info = url.into_connection_info().map_err(|source| ClusterError::Url { url: url.to_owned(), source })?;
+    let info = info.clone().set_redis_settings(info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3));
+    let client = Client::open(info).map_err(|source| ClusterError::Url { url: url.to_owned(), source })?;
+    let unreachable = |source| ClusterError::Unreachable { url: url.to_owned(), source };
+    let mut commands =
+        ConnectionManager::new_with_config(client.clone(), manager_config()).await.map_err(unreachable)?;
+    let counter: u64 = ::redis::cmd("INCR").arg("sb:nodes").query_async(&mut commands).await.map_err(unreachable)?;
+    let node = counter % NODES + 1;
+    debug_assert!(node << NODE_SHIFT < 1 << 53);
+    metrics.up.set(1);
+    let cluster = Arc::new(Cluster {
+        node,
+        outgoing: BoundedQueue::new(settings.publish_queue, settings.publish_queue_bytes),
+        incoming: BoundedQueue::new(settings.receive_queue, settings.receive_queue_bytes),
+        subscriptions: Mutex::new(Default::default()),
+        subscriptions_changed: Notify::new(),
+        resubscribe: AtomicBool::new(false),
+        sinks: RwLock::new(Default::default()),
+        up: AtomicBool::new(true),
+        metrics,
+        tasks: Mutex::new(Vec::new()),
+    });
+    let pushes = Arc::clone(&cluster);
+    let config = manager_config().set_push_sender(move |push: PushInfo| {
+        pushes.pushed(push);
+        Ok::<(), ()>(())
+    });
+    let subscriber = ConnectionManager::new_with_config(client, config).await.map_err(unreachable)?;
+    tracing::info!(node, "cluster: joined the nodes sharing {url}");
+    let tasks = vec![
+        tokio::spawn(publish(Arc::clone(&cluster), commands)),
+        tokio::spawn(subscribe(Arc::clone(&cluster), subscriber)),
+        tokio::spawn(deliver(Arc::clone(&cluster))),
+    ];
+    *cluster.tasks.lock() = tasks;
+    Ok(cluster)
+}
+
+/// Reconnect quickly and keep trying; give up on a command after 2 s, so
+/// that a stalled Redis shows as an outage instead of a stall.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(MAX_BACKOFF)
+        .set_number_of_retries(3)
+}
+
+impl Cluster {
+    /// A push from the subscription connection: a message is queued (unless
+    /// it is this node's own, or the queue is full); a lost connection
+    /// calls for every subscription again.
+    fn pushed(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) = (data.next(), data.next())
+                else {
+                    return self.dropped("malformed", 1);
+                };
+                if wire::origin(&payload) == Some(self.node) {
+                    return;
+                }
+                let Ok(channel) = String::from_utf8(channel) else { return self.dropped("malformed", 1) };
+                let bytes = channel.len() + payload.len();
+                if !self.incoming.push((channel, Bytes::from(payload)), bytes) {
+                    self.dropped("receive_queue_full", 1);
+                }
+            }
+            PushKind::Disconnection => {
+                self.set_up(false, None);
+                self.resubscribe.store(true, Ordering::Relaxed);
+                self.subscriptions_changed.notify_one();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Drain the outgoing queue into pipelines of `PUBLISH`, in order. A
+/// pipeline that fails is dropped (it may have been half applied: sending
+/// it again could deliver twice), counted, and the next waits for Redis.
+async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let messages = cluster.outgoing.take_all().await;
+        for batch in messages.chunks(BATCH) {
+            let mut pipeline = ::redis::pipe();
+            for (channel, payload) in batch {
+                pipeline.publish(channel, payload.as_ref()).ignore();
+            }
+            let count = batch.len() as u64;
+            match pipeline.query_async::<()>(&mut connection).await {
+                Ok(()) => {
+                    cluster.metrics.published.inc_by(count);
+                    cluster.set_up(true, None);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(error) => {
+                    cluster.dropped("redis_error", count);
+                    cluster.set_up(false, Some(&error));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Keep Redis's subscriptions equal to what the channels want: apply the
+/// changes in batches; after a lost connection, subscribe to everything
+/// again. A change that fails is retried with backoff.
+async fn subscribe(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
+    let mut active: HashSet<String> = HashSet::new();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let changes = std::mem::take(&mut *cluster.subscriptions.lock());
+        let resubscribe = cluster.resubscribe.swap(false, Ordering::Relaxed);
+        let mut wanted = Vec::new();
+        let mut unwanted = Vec::new();
+        for (channel, want) in changes {
+            match (want, active.contains(&channel)) {
+                (true, false) => wanted.push(channel),
+                (false, true) => unwanted.push(channel),
+                _ => {}
+            }
+        }
+        if resubscribe {
+            wanted.extend(active.iter().filter(|channel| !unwanted.contains(channel)).cloned());
+        }
+        match apply(&mut connection, &wanted, &unwanted).await {
+            Ok(()) => {
+                active.extend(wanted);
+                for channel in &unwanted {
+                    active.remove(channel);
+                }
+                if resubscribe {
+                    cluster.set_up(true, None);
+                    tracing::info!(channels = active.len(), "cluster: subscribed again after a lost connection");
+                }
+                backoff = Duration::from_millis(50);
+                cluster.subscriptions_changed.notified().await;
+            }
+            Err(error) => {
+                cluster.set_up(false, Some(&error));
+                // Try again: keep the newer wish where one came meanwhile.
+                {
+                    let mut pending = cluster.subscriptions.lock();
+                    for channel in wanted.into_iter().filter(|channel| !active.contains(channel)) {
+                        pending.entry(channel).or_insert(true);
+                    }
+                    for channel in unwanted {
+                        pending.entry(channel).or_insert(false);
+                    }
+                }
+                // What Redis holds is unknown now: send all of it again.
+                cluster.resubscribe.store(true, Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn apply(connection: &mut ConnectionManager, wanted: &[String], unwanted: &[String]) -> Result<(), RedisError> {
+    for batch in wanted.chunks(BATCH) {
+        connection.subscribe(batch).await?;
+    }
+    for batch in unwanted.chunks(BATCH) {
+        connection.unsubscribe(batch).await?;
+    }
+    Ok(())
+}
+
+/// Hand what other nodes published to the local connections.
+async fn deliver(cluster: Arc<Cluster>) {
+    loop {
+        for (channel, payload) in cluster.incoming.take_all().await {
+            cluster.deliver(&channel, payload);
+        }
+    }
+}

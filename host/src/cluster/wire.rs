@@ -1,0 +1,151 @@
+//! How a message looks on Redis: the pub/sub channel it goes to (which
+//! plugin, which room, user or the whole plugin) and its payload (which node
+//! sent it, text or binary, the frame's bytes).
+//!
+//! Channel names are `sb:<kind>:<plugin length>:<plugin><name>`: the length
+//! makes every (plugin, name) pair its own channel whatever bytes the names
+//! hold, without escaping. The payload is a 10-byte header (a version, the
+//! origin node, text or binary) and the frame's payload as the client gets
+//! it, so that a publish is encoded once and decoded once per node.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+
+/// Who a message is for, within one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topic<'a> {
+    /// The members of a room.
+    Room(&'a str),
+    /// Every connection of a user (`send-to-user`).
+    User(&'a str),
+    /// Every connection of the plugin (`broadcast`).
+    All,
+}
+
+/// The version of the payload layout; a node ignores (and counts) others.
+const VERSION: u8 = 1;
+/// Version, origin node (u64, little-endian), kind.
+const HEADER: usize = 10;
+const TEXT: u8 = 0;
+const BINARY: u8 = 1;
+
+/// The Redis channel of `topic` in `plugin`.
+pub(crate) fn channel_name(plugin: &str, topic: Topic<'_>) -> String {
+    let (kind, name) = match topic {
+        Topic::Room(room) => ('r', room),
+        Topic::User(user) => ('u', user),
+        Topic::All => ('a', ""),
+    };
+    format!("sb:{kind}:{}:{plugin}{name}", plugin.len())
+}
+
+/// The plugin and topic a Redis channel name stands for; `None` for a name
+/// this module did not make.
+pub(crate) fn parse_channel_name(name: &str) -> Option<(&str, Topic<'_>)> {
+    let rest = name.strip_prefix("sb:")?;
+    let (kind, rest) = rest.split_once(':')?;
+    let (length, rest) = rest.split_once(':')?;
+    let length: usize = length.parse().ok()?;
+    let plugin = rest.get(..length)?;
+    let name = rest.get(length..)?;
+    let topic = match kind {
+        "r" => Topic::Room(name),
+        "u" => Topic::User(name),
+        "a" if name.is_empty() => Topic::All,
+        _ => return None,
+    };
+    Some((plugin, topic))
+}
+
+/// The payload carrying `frame` (a text or binary message) from node `origin`.
+pub(crate) fn encode(origin: u64, frame: &Message) -> Option<Bytes> {
+    let (kind, data): (u8, &[u8]) = match frame {
+        Message::Text(text) => (TEXT, text.as_bytes()),
+        Message::Binary(bytes) => (BINARY, bytes),
+        _ => return None,
+    };
+    let mut payload = BytesMut::with_capacity(HEADER + data.len());
+    payload.put_u8(VERSION);
+    payload.put_u64_le(origin);
+    payload.put_u8(kind);
+    payload.put_slice(data);
+    Some(payload.freeze())
+}
+
+/// The node a payload came from, read without decoding the rest (to drop a
+/// node's own messages as they come back).
+pub(crate) fn origin(payload: &[u8]) -> Option<u64> {
+    let bytes = payload.get(1..9)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// The frame a payload carries; `None` for a payload of another version or
+/// text that is not UTF-8.
+pub(crate) fn decode(payload: Bytes) -> Option<Message> {
+    if payload.len() < HEADER || payload[0] != VERSION {
+        return None;
+    }
+    let kind = payload[9];
+    let data = payload.slice(HEADER..);
+    match kind {
+        TEXT => Utf8Bytes::try_from(data).ok().map(Message::Text),
+        BINARY => Some(Message::Binary(data)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip_whatever_the_names_hold() {
+        let cases = [
+            ("chat", Topic::Room("lobby")),
+            ("chat", Topic::Room("")),
+            ("a:b", Topic::Room("3:c")),
+            ("chat", Topic::User("sb:r:4:chatx")),
+            ("game", Topic::All),
+            ("ünï", Topic::User("ü")),
+        ];
+        for (plugin, topic) in cases {
+            let name = channel_name(plugin, topic);
+            assert_eq!(parse_channel_name(&name), Some((plugin, topic)), "{name}");
+        }
+        // Plugin "ab" with room "c" and plugin "a" with room "bc" differ.
+        assert_ne!(channel_name("ab", Topic::Room("c")), channel_name("a", Topic::Room("bc")));
+    }
+
+    #[test]
+    fn foreign_channel_names_are_refused() {
+        for name in ["", "sb:", "sb:r:", "sb:r:9:chat", "sb:x:4:chatroom", "sb:a:4:chatroom", "xx:r:4:chat", "sb:r:-1:"]
+        {
+            assert_eq!(parse_channel_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn payloads_carry_text_binary_and_their_origin() {
+        let text = Message::text("héllo");
+        let payload = encode(42, &text).expect("text is carried");
+        assert_eq!(origin(&payload), Some(42));
+        assert_eq!(decode(payload), Some(text));
+        let binary = Message::binary(vec![0, 255, 7]);
+        let payload = encode(u64::MAX, &binary).expect("binary is carried");
+        assert_eq!(origin(&payload), Some(u64::MAX));
+        assert_eq!(decode(payload), Some(binary));
+        assert_eq!(encode(1, &Message::Ping(Bytes::new())), None);
+    }
+
+    #[test]
+    fn broken_payloads_are_refused() {
+        let mut bad_utf8 = encode(1, &Message::binary(vec![0xff])).expect("encodes").to_vec();
+        bad_utf8[9] = TEXT;
+        let mut other_version = encode(1, &Message::text("x")).expect("encodes").to_vec();
+        other_version[0] = 2;
+        for payload in [vec![], vec![VERSION; 9], bad_utf8, other_version] {
+            assert_eq!(decode(Bytes::from(payload)), None);
+        }
+    }
+}

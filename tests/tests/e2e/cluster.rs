@@ -1,0 +1,239 @@
+//! Several nodes sharing one Redis (`[cluster] redis`): rooms, users,
+//! broadcasts and the publish API span the nodes; a message crosses Redis
+//! once per publish; a node subscribes to a room only while it has members
+//! there; a Redis outage costs the other nodes' messages, not the node.
+//! Each test starts its own `redis-server` on a free port.
+
+use serde_json::{Value, json};
+use switchboard::Config;
+use switchboard_tests::{Client, RedisServer, TestServer, plugins};
+
+const KEY: &str = "cluster-test-key";
+/// The Redis channel of the chat's room `lobby` (see `cluster/wire.rs`).
+const LOBBY: &str = "sb:r:4:chatlobby";
+
+fn config(redis: &RedisServer) -> Config {
+    let mut config = Config::default();
+    config.cluster.redis = Some(redis.url());
+    config.api.key = Some(KEY.into());
+    config
+}
+
+async fn nodes(redis: &RedisServer, count: usize, plugins: &[&str]) -> anyhow::Result<Vec<TestServer>> {
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(TestServer::start_with(plugins, config(redis)).await?);
+    }
+    Ok(nodes)
+}
+
+/// A client of `node` on `path`, past its `connected` frame; with its id.
+async fn connect(node: &TestServer, path: &str) -> anyhow::Result<(Client, u64)> {
+    let mut client = node.connect(path).await?;
+    let connected = client.recv_type("connected").await?;
+    let id = connected["connection_id"].as_u64().unwrap_or_default();
+    Ok((client, id))
+}
+
+async fn say(client: &mut Client, content: &str) -> anyhow::Result<()> {
+    client.send_json(&json!({"type": "message", "user": "u", "content": content})).await
+}
+
+async fn next_message(client: &mut Client) -> anyhow::Result<String> {
+    let message = client.recv_type("message").await?;
+    Ok(message["content"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn publish(node: &TestServer, body: &Value) -> anyhow::Result<(u16, Value)> {
+    let body = body.to_string();
+    let length = body.len().to_string();
+    let authorization = format!("Bearer {KEY}");
+    let headers =
+        [("authorization", authorization.as_str()), ("content-type", "application/json"), ("content-length", &length)];
+    let (status, _, answer) = node.request_with_body("POST", "/api/publish", &headers, &body).await?;
+    Ok((status, serde_json::from_str(&answer)?))
+}
+
+#[tokio::test]
+async fn a_room_spans_the_nodes_each_message_arriving_once_and_in_order() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 3, &[plugins::CHAT]).await?;
+    let mut members = Vec::new();
+    for node in &nodes {
+        members.push(connect(node, "/chat/lobby").await?.0);
+    }
+    let (mut elsewhere, _) = connect(&nodes[1], "/chat/other").await?;
+    redis.wait_for_subscribers(LOBBY, 3).await?;
+    redis.wait_for_subscribers("sb:r:4:chatother", 1).await?;
+    for n in 0..20 {
+        say(&mut members[0], &n.to_string()).await?;
+    }
+    for (index, member) in members.iter_mut().enumerate() {
+        for n in 0..20 {
+            assert_eq!(next_message(member).await?, n.to_string(), "member on node {index}");
+        }
+    }
+    // None twice: the next message each member gets is a new one, from another node.
+    say(&mut members[2], "from node 2").await?;
+    for member in &mut members {
+        assert_eq!(next_message(member).await?, "from node 2");
+    }
+    // Another room heard none of it.
+    say(&mut elsewhere, "other room").await?;
+    assert_eq!(next_message(&mut elsewhere).await?, "other room");
+    Ok(())
+}
+
+#[tokio::test]
+async fn connection_ids_are_unique_across_the_nodes_and_exact_in_javascript() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 3, &[plugins::CHAT]).await?;
+    let mut ids = Vec::new();
+    let mut clients = Vec::new();
+    for node in &nodes {
+        for _ in 0..3 {
+            let (client, id) = connect(node, "/chat").await?;
+            clients.push(client);
+            ids.push(id);
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "ids: {ids:?}");
+    assert!(ids.iter().all(|&id| id > 0 && id < 1 << 53), "ids: {ids:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_backend_publish_on_any_node_reaches_users_rooms_and_everyone_on_every_node() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 3, &[plugins::CHAT, plugins::NOTIFICATIONS]).await?;
+    let (mut bystander, _) = connect(&nodes[0], "/notifications").await?;
+    let (mut ann_tab1, _) = connect(&nodes[1], "/notifications/ann").await?;
+    let (mut ann_tab2, _) = connect(&nodes[2], "/notifications/ann").await?;
+    let (mut lobby, _) = connect(&nodes[1], "/chat/lobby").await?;
+    redis.wait_for_subscribers("sb:u:13:notificationsann", 2).await?;
+    redis.wait_for_subscribers(LOBBY, 1).await?;
+
+    // To a user, through the plugin's on-publish on a node where she is not.
+    let event = json!({"plugin": "notifications", "topic": "invoice", "payload": {"user_id": "ann", "n": 1}});
+    assert_eq!(publish(&nodes[0], &event).await?.0, 200);
+    for tab in [&mut ann_tab1, &mut ann_tab2] {
+        let received = tab.recv_type("invoice").await?;
+        assert_eq!(received["n"], 1);
+    }
+    // To everyone (the plugin broadcasts), from a node with no subscriber.
+    let event = json!({"plugin": "notifications", "topic": "release", "payload": {"version": "2.0"}});
+    assert_eq!(publish(&nodes[2], &event).await?.0, 200);
+    for client in [&mut bystander, &mut ann_tab1, &mut ann_tab2] {
+        assert_eq!(client.recv_type("release").await?["version"], "2.0");
+    }
+    // Straight to a room whose only member is on another node: `delivered`
+    // counts this node's recipients.
+    let message = json!({"plugin": "chat", "room": "lobby", "message": {"type": "message", "content": "hi"}});
+    assert_eq!(publish(&nodes[0], &message).await?, (200, json!({"delivered": 0})));
+    assert_eq!(next_message(&mut lobby).await?, "hi");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_subscribes_to_a_room_or_user_only_while_it_has_them() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 2, &[plugins::CHAT]).await?;
+    assert_eq!(redis.subscribers(LOBBY)?, 0);
+    let (first, _) = connect(&nodes[0], "/chat/lobby?user=zoe").await?;
+    redis.wait_for_subscribers(LOBBY, 1).await?;
+    redis.wait_for_subscribers("sb:u:4:chatzoe", 1).await?;
+    let (second, _) = connect(&nodes[0], "/chat/lobby?user=zoe").await?;
+    let (third, _) = connect(&nodes[1], "/chat/lobby").await?;
+    redis.wait_for_subscribers(LOBBY, 2).await?;
+    assert_eq!(redis.subscribers("sb:u:4:chatzoe")?, 1, "one subscription per node, not per connection");
+    third.close().await?;
+    redis.wait_for_subscribers(LOBBY, 1).await?;
+    first.close().await?;
+    second.close().await?;
+    redis.wait_for_subscribers(LOBBY, 0).await?;
+    redis.wait_for_subscribers("sb:u:4:chatzoe", 0).await?;
+    // Broadcasts: every node with the plugin loaded, whether or not it has connections.
+    assert_eq!(redis.subscribers("sb:a:4:chat")?, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_publish_is_one_redis_command_whatever_the_audience() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 3, &[plugins::CHAT]).await?;
+    let mut members = Vec::new();
+    for node in &nodes {
+        for _ in 0..3 {
+            members.push(connect(node, "/chat/lobby").await?.0);
+        }
+    }
+    redis.wait_for_subscribers(LOBBY, 3).await?;
+    let before = redis.calls("publish")?;
+    for n in 0..10 {
+        say(&mut members[0], &n.to_string()).await?;
+    }
+    for member in &mut members {
+        for n in 0..10 {
+            assert_eq!(next_message(member).await?, n.to_string());
+        }
+    }
+    assert_eq!(redis.calls("publish")? - before, 10, "9 recipients on 3 nodes, 10 publishes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn nodes_serve_their_own_members_through_a_redis_outage_and_rejoin_after_it() -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let mut config = config(&redis);
+    config.metrics.listen = Some("127.0.0.1:0".parse()?);
+    let watched = TestServer::start_with(&[plugins::CHAT], config).await?;
+    let other = TestServer::start_with(&[plugins::CHAT], self::config(&redis)).await?;
+    let (mut speaker, _) = connect(&watched, "/chat/lobby").await?;
+    let (mut neighbour, _) = connect(&watched, "/chat/lobby").await?;
+    let (mut remote, _) = connect(&other, "/chat/lobby").await?;
+    redis.wait_for_subscribers(LOBBY, 2).await?;
+    assert_eq!(redis_up(&watched).await?, 1.0);
+
+    redis.kill()?;
+    say(&mut speaker, "during the outage").await?;
+    assert_eq!(next_message(&mut neighbour).await?, "during the outage", "local members are still served");
+    wait_until(&watched, |up| up == 0.0).await?;
+
+    redis.restart().await?;
+    // Both nodes subscribe again by themselves.
+    redis.wait_for_subscribers(LOBBY, 2).await?;
+    say(&mut speaker, "after").await?;
+    say(&mut speaker, "after, 2").await?;
+    // What was said during the outage may or may not reach the other node;
+    // what is said after it does, in order.
+    let mut heard = next_message(&mut remote).await?;
+    if heard == "during the outage" {
+        heard = next_message(&mut remote).await?;
+    }
+    assert_eq!(heard, "after");
+    assert_eq!(next_message(&mut remote).await?, "after, 2");
+    say(&mut remote, "back").await?;
+    assert_eq!(next_message(&mut neighbour).await?, "after");
+    assert_eq!(next_message(&mut neighbour).await?, "after, 2");
+    assert_eq!(next_message(&mut neighbour).await?, "back");
+    wait_until(&watched, |up| up == 1.0).await?;
+    Ok(())
+}
+
+async fn redis_up(node: &TestServer) -> anyhow::Result<f64> {
+    let samples = node.scrape().await?;
+    let up = samples.iter().find(|(name, _)| name == "switchboard_cluster_redis_up").map(|(_, value)| *value);
+    up.ok_or_else(|| anyhow::anyhow!("no switchboard_cluster_redis_up in {samples:?}"))
+}
+
+async fn wait_until(node: &TestServer, done: impl Fn(f64) -> bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    while !done(redis_up(node).await?) {
+        anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "switchboard_cluster_redis_up never changed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
