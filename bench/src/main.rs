@@ -1,16 +1,19 @@
 //! `switchboard-bench`: Switchboard against a plain tokio-tungstenite
 //! baseline, in one run, on the same machine. Prints one table; the
 //! Switchboard / baseline ratios are what we track (see BENCHMARKS.md).
-//! Two comparisons inside Switchboard share the table: the JavaScript echo
-//! plugin against the Rust one (`js`), and the test kit's costs (`kit`).
+//! Three comparisons inside Switchboard share the table: the JavaScript echo
+//! plugin against the Rust one (`js`), the test kit's costs (`kit`), and
+//! cluster nodes sharing rooms through Redis against one node (`cluster`).
 //!
 //! Run it through `bench/run [--quick]`, which builds everything, raises the
 //! open-file limit and pins this client to core 1 (the servers get core 0).
 #![allow(clippy::print_stdout, reason = "the table is this program's output")]
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod kit;
 mod plugin_cost;
+mod redis_server;
 mod scenarios;
 mod servers;
 
@@ -33,12 +36,12 @@ async fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let only: Option<String> = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let subscribers: Option<usize> =
+        std::env::args().skip_while(|arg| arg != "--subscribers").nth(1).and_then(|n| n.parse().ok());
     let bench = Bench::locate()?;
     let mut rows = Vec::new();
 
     if wanted("fanout") {
-        let subscribers: Option<usize> =
-            std::env::args().skip_while(|arg| arg != "--subscribers").nth(1).and_then(|n| n.parse().ok());
         let sizes = match (subscribers, quick) {
             (Some(subscribers), _) => vec![(subscribers, 100)],
             (None, true) => vec![(1000, 50)],
@@ -141,6 +144,14 @@ async fn main() -> anyhow::Result<()> {
         rows.push(row(scenario, "step µs, median", js.step_us.0, rust.step_us.0));
         rows.push(row(scenario, "step µs, p99", js.step_us.1, rust.step_us.1));
     }
+    if wanted("cluster") {
+        let sizes = match (subscribers, quick) {
+            (Some(subscribers), _) => vec![subscribers],
+            (None, true) => vec![1000],
+            (None, false) => vec![1000, 10_000],
+        };
+        rows.extend(cluster::measure(&bench, &sizes, quick).await?);
+    }
     print_table(&rows);
     Ok(())
 }
@@ -229,6 +240,23 @@ impl Bench {
         cache: Option<&Path>,
         log: Option<&str>,
     ) -> anyhow::Result<Server> {
+        self.switchboard_in_cluster(plugins, cache, log, None)
+    }
+
+    /// A fresh Switchboard with echo and chat, a node of the cluster that
+    /// shares the Redis at `redis` (a URL) if given.
+    fn node(&self, redis: Option<&str>) -> anyhow::Result<Server> {
+        self.switchboard_in_cluster(&self.echo_and_chat(), None, None, redis)
+    }
+
+    /// [`Bench::switchboard_with`], sharing the Redis at `redis` if given.
+    fn switchboard_in_cluster(
+        &self,
+        plugins: &[(&Path, &str)],
+        cache: Option<&Path>,
+        log: Option<&str>,
+        redis: Option<&str>,
+    ) -> anyhow::Result<Server> {
         let folder = self.scratch("server");
         let folder_of_plugins = folder.join("plugins");
         std::fs::create_dir_all(&folder_of_plugins)?;
@@ -237,8 +265,9 @@ impl Bench {
                 .with_context(|| format!("cannot copy {} into {}", file.display(), folder_of_plugins.display()))?;
         }
         let cache = cache.map(|cache| format!("compile_cache = \"{}\"\n", cache.display())).unwrap_or_default();
+        let cluster = redis.map(|url| format!("[cluster]\nredis = \"{url}\"\n")).unwrap_or_default();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nplugins = \"{}\"\n{cache}[limits]\nmessages_per_second = 10000000\nmessage_burst = 10000000\nsend_queue = 4096\n",
+            "listen = \"127.0.0.1:0\"\nplugins = \"{}\"\n{cache}[limits]\nmessages_per_second = 10000000\nmessage_burst = 10000000\nsend_queue = 4096\n{cluster}",
             folder_of_plugins.display()
         );
         std::fs::write(folder.join("switchboard.toml"), config)?;

@@ -1,10 +1,11 @@
-//! The loads: fan-out in a chat room, echo round trips, idle connections,
-//! and (Switchboard only) hot reloads. Each returns figures for the table.
+//! The loads: fan-out in a chat room (on one server or spread over cluster
+//! nodes), echo round trips, idle connections, and (Switchboard only) hot
+//! reloads. Each returns figures for the table.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
-use futures_util::stream;
+use futures_util::stream::{self, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,8 +15,6 @@ use crate::servers::Server;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The chat's loud-room limit: larger rooms tell only a newcomer their size.
-const LOUD_ROOM_LIMIT: usize = 1000;
 /// Connections opened at once while setting up.
 const CONNECT_CONCURRENCY: usize = 200;
 /// Longest any phase may take before the bench gives up.
@@ -32,8 +31,14 @@ pub(crate) async fn connect(addr: &str, path: &str) -> anyhow::Result<Socket> {
 
 /// Open `count` connections to `path`, [`CONNECT_CONCURRENCY`] at a time.
 async fn connect_many(addr: &str, path: &str, count: usize) -> anyhow::Result<Vec<Socket>> {
-    stream::iter(0..count)
-        .map(|_| connect(addr, path))
+    connect_all(vec![addr; count], path).await
+}
+
+/// Open one connection to `path` on each of `addrs`, [`CONNECT_CONCURRENCY`]
+/// at a time; in any order.
+async fn connect_all(addrs: Vec<&str>, path: &str) -> anyhow::Result<Vec<Socket>> {
+    stream::iter(addrs)
+        .map(|addr| connect(addr, path))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -58,6 +63,19 @@ pub(crate) struct FanOut {
     pub(crate) setup: Duration,
 }
 
+/// How the publisher spaces its messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pace {
+    /// As fast as it can.
+    FlatOut,
+    /// A pause after each message: how the paced fan-out lines have always
+    /// been measured (the period is the pause plus the time to send).
+    Pause(Duration),
+    /// One message every period, on a fixed schedule: the rate holds
+    /// whatever sending costs (a 1 ms pause would send far fewer than 1000/s).
+    Every(Duration),
+}
+
 /// `subscribers` in one chat room, one publisher sending `messages`, one
 /// every `interval` (zero: as fast as it can). Every subscriber must get
 /// every message, in order.
@@ -67,88 +85,200 @@ pub(crate) async fn fan_out(
     messages: usize,
     interval: Duration,
 ) -> anyhow::Result<FanOut> {
-    let started = Instant::now();
-    let sockets = connect_many(&server.addr, "/chat/bench", subscribers).await?;
-    // Joins announce the room's size to the room (up to the chat's loud-room
-    // limit of 1000, then to the newcomer only): each reader says when it
-    // has seen the last such count it will get, so that the measurement
-    // starts in a quiet room.
-    let last_broadcast = (subscribers + 1).min(LOUD_ROOM_LIMIT);
-    let (quiet, mut settled) = tokio::sync::mpsc::channel(subscribers);
-    let readers: Vec<_> = sockets
-        .into_iter()
-        .map(|socket| tokio::spawn(receive(socket, messages, last_broadcast, quiet.clone())))
-        .collect();
-    let everyone = format!("\"count\":{}", subscribers + 1);
-    drop(quiet);
-    let mut publisher = connect(&server.addr, "/chat/bench").await?;
-    tokio::time::timeout(PHASE_TIMEOUT, async {
-        loop {
-            let frame = publisher.next().await.context("publisher disconnected during setup")??;
-            if frame.to_text().is_ok_and(|text| text.contains(&everyone)) {
-                break;
-            }
-        }
-        for _ in 0..subscribers {
-            settled.recv().await.context("a subscriber failed during setup")?;
-        }
-        anyhow::Ok(())
-    })
-    .await
-    .context("setup timed out")??;
-    let setup = started.elapsed();
-    eprintln!("fan-out: {subscribers} subscribers in the room after {setup:.1?}, publishing {messages}");
-    let (mut sink, mut own) = publisher.split();
-    tokio::spawn(async move { while let Some(Ok(_)) = own.next().await {} });
-
-    let cpu = server.cpu_seconds()?;
-    let start = Instant::now();
-    for i in 0..messages {
-        let content = format!("{i}:{}", now_ns());
-        let message = serde_json::json!({"type": "message", "user": "bench", "content": content});
-        sink.send(Message::text(message.to_string())).await?;
-        if !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
-    }
-    let mut latencies = Vec::with_capacity(subscribers * messages);
-    let received = tokio::time::timeout(PHASE_TIMEOUT, futures_util::future::join_all(readers))
-        .await
-        .context("delivery timed out")?;
-    for reader in received {
-        latencies.extend(reader??);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds()? - cpu;
-    let deliveries = (subscribers * messages) as f64;
-    Ok(FanOut {
-        deliveries_per_second: deliveries / elapsed,
-        cpu_us_per_delivery: cpu * 1e6 / deliveries,
-        latency: percentiles(latencies),
-        setup,
-    })
+    let pace = if interval.is_zero() { Pace::FlatOut } else { Pace::Pause(interval) };
+    let mut room = Room::fill(&[server], &[subscribers], messages).await?;
+    room.publish(messages, pace, &|| server.cpu_seconds()).await
 }
 
-/// Say on `quiet` once a room size of at least `last_broadcast` came, then
-/// read until `messages` chat messages arrived, checking their order;
-/// returns their latencies in ns. Other frames are skipped without parsing.
+/// The room every fan-out uses.
+const ROOM_PATH: &str = "/chat/bench";
+/// The content of the message that node `N`'s helper sends once every
+/// subscriber has joined: `quiet:N`.
+const QUIET: &str = "quiet:";
+/// How long to wait for every subscriber to hear every helper before they
+/// all speak again.
+const QUIET_RESEND: Duration = Duration::from_secs(1);
+
+/// One subscriber's task: its messages' latencies, in ns, and its socket,
+/// kept open.
+type Reader = tokio::task::JoinHandle<anyhow::Result<(Vec<u64>, Socket)>>;
+
+/// A chat room spread over one or more server processes (cluster nodes
+/// sharing it through Redis, or one server), filled and quiet: ready for
+/// its publisher.
+///
+/// Joins announce the room's size to the room (up to the chat's loud-room
+/// limit of 1000 members of a node, then to the newcomer only), and in a
+/// cluster each node's announcements reach every node. So that measuring
+/// starts in a quiet room, every node has a helper in the room, which, once
+/// every subscriber has joined, sends a `quiet:N` message; it reaches each
+/// member after everything its node published before (a node's callbacks
+/// run one at a time, its messages cross Redis in order on one connection).
+/// When every subscriber has heard every helper, the room is quiet.
+///
+/// Everyone stays connected until the room is dropped: a subscriber leaving
+/// as soon as it has its messages would have the servers handle its close
+/// (and announce the room's new size) while the others are still measured.
+pub(crate) struct Room {
+    readers: Vec<Reader>,
+    /// The subscribers' sockets once they are done reading.
+    finished: Vec<Socket>,
+    /// The first node's helper, which publishes; each helper's frames are drained.
+    publisher: SplitSink<Socket, Message>,
+    /// The other nodes' helpers, kept open: a helper leaving would announce
+    /// the room's size during the measurement.
+    _heralds: Vec<SplitSink<Socket, Message>>,
+    subscribers: usize,
+    setup: Duration,
+}
+
+impl Room {
+    /// Open `subscribers[i]` subscribers on `nodes[i]`, which will read
+    /// `messages` messages each, and one helper per node; wait until the
+    /// room is quiet.
+    pub(crate) async fn fill(nodes: &[&Server], subscribers: &[usize], messages: usize) -> anyhow::Result<Room> {
+        let started = Instant::now();
+        // Round robin over the nodes, so that every node's part of the room
+        // grows at the same pace (and each announcement reaches fewer members).
+        let most = subscribers.iter().copied().max().unwrap_or(0);
+        let addrs: Vec<&str> = (0..most)
+            .flat_map(|round| nodes.iter().zip(subscribers).filter(move |(_, count)| round < **count))
+            .map(|(node, _)| node.addr.as_str())
+            .collect();
+        let total = addrs.len();
+        let sockets = connect_all(addrs, ROOM_PATH).await?;
+        let (joined, mut all_joined) = tokio::sync::mpsc::channel(total.max(1));
+        let (quiet, mut all_quiet) = tokio::sync::mpsc::channel(total.max(1));
+        let readers: Vec<_> = sockets
+            .into_iter()
+            .map(|socket| tokio::spawn(receive(socket, messages, nodes.len(), joined.clone(), quiet.clone())))
+            .collect();
+        drop((joined, quiet));
+        let helpers = tokio::time::timeout(PHASE_TIMEOUT, async {
+            let mut helpers = Vec::new();
+            for node in nodes {
+                let mut helper = connect(&node.addr, ROOM_PATH).await?;
+                // Its own join announced (to itself at least): it is in.
+                while !helper.next().await.context("a helper disconnected")??.to_text().is_ok_and(is_users) {}
+                let (sink, mut own) = helper.split();
+                tokio::spawn(async move { while let Some(Ok(_)) = own.next().await {} });
+                helpers.push(sink);
+            }
+            for _ in 0..total {
+                all_joined.recv().await.context("a subscriber failed during setup")?;
+            }
+            // A node subscribes to the room on Redis just after its first
+            // member joins, so a first `quiet` may be lost to it: said again
+            // until everyone has heard them all.
+            let mut heard = 0;
+            while heard < total {
+                for (node, helper) in helpers.iter_mut().enumerate() {
+                    helper.send(chat_message(&format!("{QUIET}{node}"))).await?;
+                }
+                let resend = Instant::now() + QUIET_RESEND;
+                while heard < total {
+                    match tokio::time::timeout_at(resend.into(), all_quiet.recv()).await {
+                        Ok(Some(())) => heard += 1,
+                        Ok(None) => anyhow::bail!("a subscriber failed during setup"),
+                        Err(_) => break,
+                    }
+                }
+            }
+            anyhow::Ok(helpers)
+        })
+        .await
+        .context("setup timed out")??;
+        let setup = started.elapsed();
+        eprintln!("fan-out: {total} subscribers on {} node(s) after {setup:.1?}, publishing {messages}", nodes.len());
+        let mut helpers = helpers.into_iter();
+        let publisher = helpers.next().context("no node")?;
+        Ok(Room { readers, finished: Vec::new(), publisher, _heralds: helpers.collect(), subscribers: total, setup })
+    }
+
+    /// Publish `messages` from the first node at `pace` and wait until
+    /// every subscriber got every one; `cpu` is the servers' CPU time so far
+    /// (every process that serves the room), in seconds. Once per room.
+    pub(crate) async fn publish(
+        &mut self,
+        messages: usize,
+        pace: Pace,
+        cpu: &dyn Fn() -> anyhow::Result<f64>,
+    ) -> anyhow::Result<FanOut> {
+        let cpu_before = cpu()?;
+        let start = Instant::now();
+        for i in 0..messages {
+            if let Pace::Every(period) = pace {
+                let due = start + period.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+                tokio::time::sleep_until(due.into()).await;
+            }
+            self.publisher.send(chat_message(&format!("{i}:{}", now_ns()))).await?;
+            if let Pace::Pause(pause) = pace {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        let mut latencies = Vec::with_capacity(self.subscribers * messages);
+        let readers = std::mem::take(&mut self.readers);
+        let received = tokio::time::timeout(PHASE_TIMEOUT, futures_util::future::join_all(readers))
+            .await
+            .context("delivery timed out")?;
+        for reader in received {
+            let (reader_latencies, socket) = reader??;
+            latencies.extend(reader_latencies);
+            self.finished.push(socket);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let cpu = cpu()? - cpu_before;
+        let deliveries = (self.subscribers * messages) as f64;
+        Ok(FanOut {
+            deliveries_per_second: deliveries / elapsed,
+            cpu_us_per_delivery: cpu * 1e6 / deliveries,
+            latency: percentiles(latencies),
+            setup: self.setup,
+        })
+    }
+}
+
+fn chat_message(content: &str) -> Message {
+    Message::text(serde_json::json!({"type": "message", "user": "bench", "content": content}).to_string())
+}
+
+fn is_users(text: &str) -> bool {
+    text.contains("\"type\":\"users\"")
+}
+
+/// The node of a `quiet:N` chat message.
+fn quiet_from(text: &str) -> Option<usize> {
+    if !text.contains(QUIET) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value["content"].as_str()?.strip_prefix(QUIET)?.parse().ok()
+}
+
+/// Say on `joined` once in the room (a room size came), and on `quiet`
+/// once each of the `nodes` helpers was heard; then read until `messages`
+/// chat messages arrived, checking their order; returns their latencies in
+/// ns, and the socket (still open). Other frames are skipped without parsing.
 async fn receive(
     mut socket: Socket,
     messages: usize,
-    last_broadcast: usize,
+    nodes: usize,
+    joined: tokio::sync::mpsc::Sender<()>,
     quiet: tokio::sync::mpsc::Sender<()>,
-) -> anyhow::Result<Vec<u64>> {
-    loop {
+) -> anyhow::Result<(Vec<u64>, Socket)> {
+    let mut member = false;
+    let mut heard = vec![false; nodes];
+    while heard.contains(&false) {
         let frame = socket.next().await.context("subscriber disconnected during setup")??;
         let Ok(text) = frame.to_text() else { continue };
-        if text.contains("\"type\":\"users\"") {
-            let users: serde_json::Value = serde_json::from_str(text)?;
-            if users["count"].as_u64().is_some_and(|count| count >= last_broadcast as u64) {
-                quiet.send(()).await?;
-                break;
-            }
+        if !member && is_users(text) {
+            member = true;
+            joined.send(()).await?;
+        } else if let Some(node) = quiet_from(text) {
+            *heard.get_mut(node).context("a quiet message from no node")? = true;
         }
     }
+    quiet.send(()).await?;
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
         let frame = socket.next().await.context("subscriber disconnected")??;
@@ -158,11 +288,14 @@ async fn receive(
         }
         let value: serde_json::Value = serde_json::from_str(text)?;
         let content = value["content"].as_str().context("no content")?;
+        if content.starts_with(QUIET) {
+            continue; // said again while others had not heard it yet
+        }
         let (index, sent) = content.split_once(':').context("odd content")?;
         ensure!(index.parse::<usize>()? == latencies.len(), "out of order: got {index}, expected {}", latencies.len());
         latencies.push(u64::try_from(now_ns().saturating_sub(sent.parse()?)).unwrap_or(u64::MAX));
     }
-    Ok(latencies)
+    Ok((latencies, socket))
 }
 
 /// What one echo run measured.

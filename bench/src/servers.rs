@@ -85,11 +85,7 @@ impl Server {
 
     /// User + system CPU time the server has used, in seconds.
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let fields: Vec<&str> = stat.rsplit_once(')').context("odd /proc stat")?.1.split_whitespace().collect();
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        Ok(ticks / clock_ticks())
+        cpu_seconds(self.child.id())
     }
 
     /// Resident memory, in KiB.
@@ -137,6 +133,15 @@ pub(crate) fn elapsed_ms(line: &str) -> anyhow::Result<f64> {
         .find_map(|(unit, scale)| field.strip_suffix(unit).map(|number| (number, scale)))
         .with_context(|| format!("odd duration {field:?}"))?;
     Ok(number.parse::<f64>().with_context(|| format!("odd duration {field:?}"))? * scale)
+}
+
+/// User + system CPU time process `pid` has used, in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("odd /proc stat")?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks())
 }
 
 /// Whether servers and this client are pinned to separate cores.

@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod node_process;
 mod redis_server;
+pub use crate::node_process::NodeProcess;
 pub use crate::redis_server::RedisServer;
 
 /// Where the plugins built by `build.rs` are.
@@ -376,9 +378,21 @@ impl Client {
 
     /// The next text or binary message (control frames are skipped).
     pub async fn recv(&mut self) -> anyhow::Result<Message> {
+        self.recv_within(TIMEOUT).await
+    }
+
+    /// The next JSON text, waiting up to `wait` (for events that are due
+    /// later than [`TIMEOUT`]).
+    pub async fn recv_json_within(&mut self, wait: Duration) -> anyhow::Result<Value> {
+        match self.recv_within(wait).await? {
+            Message::Text(text) => serde_json::from_str(&text).with_context(|| format!("not JSON: {text}")),
+            other => bail!("expected a text message, got {other:?}"),
+        }
+    }
+
+    async fn recv_within(&mut self, wait: Duration) -> anyhow::Result<Message> {
         loop {
-            let next =
-                tokio::time::timeout(TIMEOUT, self.ws.next()).await.context("timed out waiting for a message")?;
+            let next = tokio::time::timeout(wait, self.ws.next()).await.context("timed out waiting for a message")?;
             match next {
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => return Ok(message),
                 Some(Ok(Message::Close(frame))) => bail!("connection closed while waiting for a message: {frame:?}"),

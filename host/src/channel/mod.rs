@@ -62,6 +62,9 @@ pub(crate) struct Channel {
     /// Wakes whoever fires the timers when they change: a timer set now
     /// may be due before the one it sleeps for.
     pub(crate) timers_changed: tokio::sync::Notify,
+    /// Wakes whoever tells the plugin of presence changes made by other
+    /// nodes (outside any callback of this one).
+    pub(crate) presence_from_cluster: tokio::sync::Notify,
     /// What timers are set and fired by: real time, or a test's.
     pub(crate) clock: Clock,
     /// Connections admitted (upgrading or open), for `max_connections`:
@@ -167,6 +170,7 @@ impl Channel {
             members: RwLock::new(Members::default()),
             store: Mutex::new(store),
             timers_changed: tokio::sync::Notify::new(),
+            presence_from_cluster: tokio::sync::Notify::new(),
             clock: Clock::default(),
             admitted: AtomicUsize::new(0),
             log: Mutex::new(log),
@@ -315,8 +319,9 @@ impl Channel {
         }
         local.insert(conn, Arc::clone(&member.peer));
         if members.presence.is_tracked(&room) {
-            let change = member.user.as_ref().and_then(|user| members.presence.arrive(&room, user));
             let peer = Arc::clone(&member.peer);
+            let user = member.user.clone();
+            let change = user.and_then(|user| self.arrive(members, &room, &user));
             let state = members.presence.state_frame(&room);
             let bytes = state.len();
             if peer.send(state) == Sent::Queued {
@@ -343,13 +348,33 @@ impl Channel {
     /// room that empties is forgotten, its presence tracking too.
     fn leave_room(&self, members: &mut Members, room: &str, conn: ConnId, user: Option<&Arc<str>>) {
         let emptied = remove_from_group(&mut members.rooms, room, conn);
-        if let Some(change) = user.and_then(|user| members.presence.depart(room, user)) {
+        if let Some(change) = user.and_then(|user| self.depart(members, room, user)) {
             self.announce(members, room, &[change], None);
         }
         if emptied {
             members.presence.forget(room);
             self.subscribe(Topic::Room(room), false);
         }
+    }
+
+    /// One more connection of `user` in `room` (if tracked), told to the
+    /// other nodes.
+    fn arrive(&self, members: &mut Members, room: &str, user: &Arc<str>) -> Option<Change> {
+        let (change, here) = members.presence.arrive(room, user)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.report_presence(&self.name, room, user, here);
+        }
+        change
+    }
+
+    /// One connection fewer of `user` in `room` (if tracked), told to the
+    /// other nodes.
+    fn depart(&self, members: &mut Members, room: &str, user: &Arc<str>) -> Option<Change> {
+        let (change, here) = members.presence.depart(room, user)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.report_presence(&self.name, room, user, here);
+        }
+        change
     }
 
     /// Bind a connection to a user, replacing an earlier binding.
@@ -375,8 +400,8 @@ impl Channel {
         connections.insert(conn, Arc::clone(&member.peer));
         let rooms: Vec<Arc<str>> = member.rooms.iter().cloned().collect();
         for room in &rooms {
-            let left = previous.as_ref().and_then(|previous| members.presence.depart(room, previous));
-            let changes: Vec<Change> = left.into_iter().chain(members.presence.arrive(room, &user)).collect();
+            let left = previous.as_ref().and_then(|previous| self.depart(members, room, previous));
+            let changes: Vec<Change> = left.into_iter().chain(self.arrive(members, room, &user)).collect();
             if !changes.is_empty() {
                 self.announce(members, room, &changes, None);
             }
@@ -403,7 +428,30 @@ impl Channel {
         let in_room = rooms.get(room).into_iter().flat_map(|members| members.keys());
         let users = in_room.filter_map(|conn| peers.get(conn)?.user.as_ref());
         presence.track(&Arc::from(room), users);
+        if let Some(cluster) = &self.cluster {
+            for (user, here) in presence.local_users(room) {
+                cluster.report_presence(&self.name, room, &user, here);
+            }
+            // Already receiving the room: what the other nodes reported
+            // before now is in Redis (otherwise it is read once the
+            // subscription is in place).
+            if rooms.contains_key(room) {
+                cluster.read_presence(&self.name, room);
+            }
+        }
         Ok(())
+    }
+
+    /// Presence changes another node caused: told to the channel's members
+    /// at once, and to the plugin's `on-presence` by `drive_timers`.
+    fn apply_remote_presence(&self, members: &mut Members, changes: Vec<(Arc<str>, Vec<Change>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        for (room, changes) in changes {
+            self.announce(members, &room, &changes, None);
+        }
+        self.presence_from_cluster.notify_one();
     }
 
     /// Whether presence changed since the last `take_presence_events`: a
@@ -599,6 +647,33 @@ impl Sink for Channel {
             Topic::User(user) => self.deliver_to_user(user, &frame),
             Topic::All => self.deliver_to_all(&frame, None),
         };
+    }
+
+    fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64) {
+        let mut members = self.members.write();
+        if let Some(change) = members.presence.report(room, node, user, count, seq) {
+            self.apply_remote_presence(&mut members, vec![(room.into(), vec![change])]);
+        }
+    }
+
+    fn retain_nodes(&self, alive: &dyn Fn(u64) -> bool) {
+        let mut members = self.members.write();
+        let changes = members.presence.retain_nodes(alive);
+        self.apply_remote_presence(&mut members, changes);
+    }
+
+    fn report_all(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let members = self.members.read();
+        for room in members.presence.rooms() {
+            for (user, here) in members.presence.local_users(room) {
+                cluster.report_presence(&self.name, room, &user, here);
+            }
+        }
+    }
+
+    fn tracks(&self, room: &str) -> bool {
+        self.members.read().presence.is_tracked(room)
     }
 }
 

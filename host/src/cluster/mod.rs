@@ -5,7 +5,8 @@
 //!
 //! - `wire`: the Redis channel names and the payload layout;
 //! - `queue`: the bounded queues between the node and Redis;
-//! - `redis`: the connections and the tasks that drain the queues.
+//! - `redis`: the connections and the tasks that drain the queues;
+//! - `liveness`: which nodes are alive, and presence kept in Redis.
 //!
 //! A message crosses Redis once per publish, whatever the number of nodes
 //! and recipients: one `PUBLISH` to the topic's channel, which a node
@@ -15,23 +16,34 @@
 //! hands it back. Order holds per publisher: one queue, one connection,
 //! pipelines sent one after the other.
 //!
+//! Presence spans the nodes too: each node reports its own connections per
+//! user and tracked room (in the room's hash, and on the room's channel for
+//! the nodes already tracking it); a node that starts tracking a room reads
+//! the hash. Every node refreshes its entry in a sorted set of live nodes
+//! every [`HEARTBEAT`]; one that misses [`NODE_TTL`] (killed, cut off) is
+//! dropped by the others, its users leaving every room with a
+//! `presence_diff`; one that stops gracefully says so at once.
+//!
 //! Redis being down or slow never blocks a callback: publishing is a push
 //! into a bounded queue, and what does not fit (or fails) is dropped,
 //! counted and logged once per outage; the node keeps serving its own
 //! connections.
 
+mod liveness;
 mod queue;
 mod redis;
 mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -62,11 +74,39 @@ pub enum ClusterError {
     },
 }
 
+/// How often a node says it is alive.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a node counts as alive after it last said so: a node killed
+/// without a word leaves everyone's presence within this (plus a heartbeat).
+pub(crate) const NODE_TTL: Duration = Duration::from_secs(10);
+
 /// Where messages from other nodes go: one plugin's channel.
 pub(crate) trait Sink: Send + Sync {
     /// Hand `frame`, published to `topic` on another node, to the local
     /// connections it is for.
     fn deliver(&self, topic: Topic<'_>, frame: Message);
+    /// Node `node` has `count` connections of `user` in `room` (its report
+    /// number `seq`).
+    fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64);
+    /// Forget the presence reported by nodes for which `alive` is false.
+    fn retain_nodes(&self, alive: &dyn Fn(u64) -> bool);
+    /// Report every local user of every tracked room again (Redis lost them).
+    fn report_all(&self);
+    /// Whether the plugin tracks the presence of `room`.
+    fn tracks(&self, room: &str) -> bool;
+}
+
+/// What the publisher sends to Redis, in order.
+#[derive(Debug)]
+enum Outgoing {
+    /// `PUBLISH channel payload`.
+    Publish { channel: String, payload: Bytes },
+    /// This node's connections of a user in a room: kept in the room's
+    /// presence hash (`HSET`, or `HDEL` at zero) and told on its channel.
+    Presence { key: String, field: String, value: Option<String>, channel: String, payload: Bytes },
+    /// This node is leaving: out of the live nodes, and told on the control
+    /// channel; the sender hears when it is done.
+    Gone(oneshot::Sender<()>),
 }
 
 /// This node's link to the others.
@@ -75,8 +115,14 @@ pub(crate) struct Cluster {
     /// `INCR`): the high bits of its connection ids, and the origin of its
     /// messages.
     node: u64,
-    /// Messages for Redis: (channel, payload).
-    outgoing: BoundedQueue<(String, Bytes)>,
+    /// Messages for Redis.
+    outgoing: BoundedQueue<Outgoing>,
+    /// The number of this node's next presence report: reports of one node
+    /// apply in this order, whichever way (channel, hash) they arrive.
+    presence_seq: AtomicU64,
+    /// For the commands outside the publisher's pipeline (presence reads,
+    /// heartbeats): the same reconnecting connection.
+    commands: ::redis::aio::ConnectionManager,
     /// Messages from Redis for local connections: (channel, payload).
     incoming: BoundedQueue<(String, Bytes)>,
     /// Subscription changes not yet sent to Redis: channel → wanted. Keyed
@@ -93,6 +139,11 @@ pub(crate) struct Cluster {
     /// Whether Redis answered last time: an outage is logged once, when it
     /// starts, and once when it ends.
     up: AtomicBool,
+    /// Set once the node leaves: it no longer says it is alive, nor reports
+    /// presence, which the other nodes have dropped.
+    leaving: AtomicBool,
+    /// When Redis last failed or lost the connection (see `heartbeat`).
+    disrupted: Mutex<std::time::Instant>,
     metrics: ClusterMetrics,
     /// The tasks talking to Redis, stopped with the server.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -154,19 +205,79 @@ impl Cluster {
     pub(crate) fn publish(&self, plugin: &str, topic: Topic<'_>, frame: &Message) {
         let Some(payload) = wire::encode(self.node, frame) else { return };
         let bytes = payload.len();
-        if !self.outgoing.push((wire::channel_name(plugin, topic), payload), bytes) {
+        self.send(Outgoing::Publish { channel: wire::channel_name(plugin, topic), payload }, bytes);
+    }
+
+    /// This node now has `count` connections of `user` in tracked `room`
+    /// of `plugin`: tell the nodes tracking it, and keep it for those that
+    /// will.
+    pub(crate) fn report_presence(&self, plugin: &str, room: &str, user: &str, count: u32) {
+        if self.leaving.load(Ordering::Relaxed) {
+            return;
+        }
+        let seq = self.presence_seq.fetch_add(1, Ordering::Relaxed);
+        let payload = wire::encode_presence(self.node, seq, count, user);
+        let value = (count > 0).then(|| format!("{count}:{seq}"));
+        let field = wire::presence_field(self.node, user);
+        let bytes = payload.len() + field.len() * 2 + room.len() * 2;
+        let key = wire::presence_key(plugin, room);
+        let channel = wire::channel_name(plugin, Topic::Room(room));
+        self.send(Outgoing::Presence { key, field, value, channel, payload }, bytes);
+    }
+
+    fn send(&self, outgoing: Outgoing, bytes: usize) {
+        if !self.outgoing.push(outgoing, bytes) {
             self.dropped("publish_queue_full", 1);
         }
     }
 
     /// Hand each message from Redis to its plugin's channel.
     fn deliver(&self, channel: &str, payload: Bytes) {
+        let origin = wire::origin(&payload);
+        let Some(payload) = wire::decode(payload) else { return self.dropped("malformed", 1) };
+        if channel == wire::CONTROL {
+            if let (Some(node), wire::Payload::Gone) = (origin, payload) {
+                tracing::info!(node, "cluster: a node left");
+                self.each_sink(|sink| sink.retain_nodes(&|other| other != node));
+            }
+            return;
+        }
         let Some((plugin, topic)) = wire::parse_channel_name(channel) else { return self.dropped("malformed", 1) };
-        let Some(frame) = wire::decode(payload) else { return self.dropped("malformed", 1) };
-        let sink = self.sinks.read().get(plugin).and_then(Weak::upgrade);
-        if let Some(sink) = sink {
-            self.metrics.received.inc();
-            sink.deliver(topic, frame);
+        let Some(sink) = self.sink(plugin) else { return };
+        match (payload, topic, origin) {
+            (wire::Payload::Frame(frame), _, _) => {
+                self.metrics.received.inc();
+                sink.deliver(topic, frame);
+            }
+            (wire::Payload::Presence { seq, count, user }, Topic::Room(room), Some(node)) => {
+                sink.presence(room, node, &user, count, seq);
+            }
+            _ => self.dropped("malformed", 1),
+        }
+    }
+
+    /// The channel of `plugin`, if attached.
+    fn sink(&self, plugin: &str) -> Option<Arc<dyn Sink>> {
+        self.sinks.read().get(plugin).and_then(Weak::upgrade)
+    }
+
+    /// Run `each` on every attached channel.
+    fn each_sink(&self, each: impl Fn(&dyn Sink)) {
+        let sinks: Vec<Arc<dyn Sink>> = self.sinks.read().values().filter_map(Weak::upgrade).collect();
+        for sink in sinks {
+            each(&*sink);
+        }
+    }
+
+    /// Leave the cluster (the server is stopping): the other nodes drop
+    /// this node's presence now rather than after [`NODE_TTL`], without
+    /// waiting for its connections to close. Waits until what was queued
+    /// before is sent, for up to a second.
+    pub(crate) async fn leave(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+        let (done, sent) = oneshot::channel();
+        if self.outgoing.push(Outgoing::Gone(done), 0) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), sent).await;
         }
     }
 
@@ -181,6 +292,9 @@ impl Cluster {
 
     /// Redis answered (`true`) or failed: log the change.
     fn set_up(&self, up: bool, error: Option<&::redis::RedisError>) {
+        if !up {
+            self.disrupted();
+        }
         if self.up.swap(up, Ordering::Relaxed) != up {
             self.metrics.up.set(i64::from(up));
             match (up, error) {

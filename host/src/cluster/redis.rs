@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
@@ -18,13 +18,16 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use super::queue::BoundedQueue;
-use super::{Cluster, ClusterError, NODE_SHIFT, NODES, wire};
+use super::{Cluster, ClusterError, NODE_SHIFT, NODES, Outgoing, wire};
 use crate::config::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
 /// Commands per pipeline (`PUBLISH`) or per `SUBSCRIBE` (channels): big
 /// enough to amortise a round trip, small enough not to stall Redis.
 const BATCH: usize = 512;
+/// Seconds a room's presence hash outlives its last report (entries of
+/// dead nodes are also deleted whenever a node reads the hash).
+const PRESENCE_KEY_TTL: i64 = 24 * 3600;
 /// The longest wait between two tries while Redis is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -46,10 +49,14 @@ pub(super) async fn connect(
     let cluster = Arc::new(Cluster {
         node,
         outgoing: BoundedQueue::new(settings.publish_queue, settings.publish_queue_bytes),
+        presence_seq: AtomicU64::new(1),
+        commands: commands.clone(),
+        disrupted: Mutex::new(Instant::now()),
         incoming: BoundedQueue::new(settings.receive_queue, settings.receive_queue_bytes),
         subscriptions: Mutex::new(Default::default()),
         subscriptions_changed: Notify::new(),
         resubscribe: AtomicBool::new(false),
+        leaving: AtomicBool::new(false),
         sinks: RwLock::new(Default::default()),
         up: AtomicBool::new(true),
         metrics,
@@ -61,11 +68,14 @@ pub(super) async fn connect(
         Ok::<(), ()>(())
     });
     let subscriber = ConnectionManager::new_with_config(client, config).await.map_err(unreachable)?;
+    cluster.heartbeat_once().await.map_err(unreachable)?;
+    cluster.want(wire::CONTROL.to_owned(), true);
     tracing::info!(node, "cluster: joined the nodes sharing {url}");
     let tasks = vec![
         tokio::spawn(publish(Arc::clone(&cluster), commands)),
         tokio::spawn(subscribe(Arc::clone(&cluster), subscriber)),
         tokio::spawn(deliver(Arc::clone(&cluster))),
+        tokio::spawn(Arc::clone(&cluster).heartbeat()),
     ];
     *cluster.tasks.lock() = tasks;
     Ok(cluster)
@@ -105,6 +115,7 @@ impl Cluster {
             }
             PushKind::Disconnection => {
                 self.set_up(false, None);
+                self.disrupted();
                 self.resubscribe.store(true, Ordering::Relaxed);
                 self.subscriptions_changed.notify_one();
             }
@@ -119,25 +130,49 @@ impl Cluster {
 async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let messages = cluster.outgoing.take_all().await;
-        for batch in messages.chunks(BATCH) {
+        let mut messages = cluster.outgoing.take_all().await;
+        while !messages.is_empty() {
+            let rest = messages.split_off(messages.len().min(BATCH));
             let mut pipeline = ::redis::pipe();
-            for (channel, payload) in batch {
-                pipeline.publish(channel, payload.as_ref()).ignore();
+            let mut published = 0;
+            let mut done = Vec::new();
+            for message in messages {
+                match message {
+                    Outgoing::Publish { channel, payload } => {
+                        pipeline.publish(channel, payload.as_ref()).ignore();
+                        published += 1;
+                    }
+                    Outgoing::Presence { key, field, value, channel, payload } => {
+                        match value {
+                            Some(value) => pipeline.hset(&key, field, value).ignore(),
+                            None => pipeline.hdel(&key, field).ignore(),
+                        };
+                        // A tracked room's hash outlives its last report by a day at most.
+                        pipeline.expire(&key, PRESENCE_KEY_TTL).ignore().publish(channel, payload.as_ref()).ignore();
+                    }
+                    Outgoing::Gone(sent) => {
+                        pipeline.zrem(wire::ALIVE, cluster.node).ignore();
+                        pipeline.publish(wire::CONTROL, wire::encode_gone(cluster.node).as_ref()).ignore();
+                        done.push(sent);
+                    }
+                }
             }
-            let count = batch.len() as u64;
+            messages = rest;
             match pipeline.query_async::<()>(&mut connection).await {
                 Ok(()) => {
-                    cluster.metrics.published.inc_by(count);
+                    cluster.metrics.published.inc_by(published);
                     cluster.set_up(true, None);
                     backoff = Duration::from_millis(50);
                 }
                 Err(error) => {
-                    cluster.dropped("redis_error", count);
+                    cluster.dropped("redis_error", published);
                     cluster.set_up(false, Some(&error));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+            }
+            for sent in done {
+                let _ = sent.send(());
             }
         }
     }
@@ -166,12 +201,17 @@ async fn subscribe(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
         }
         match apply(&mut connection, &wanted, &unwanted).await {
             Ok(()) => {
-                active.extend(wanted);
                 for channel in &unwanted {
                     active.remove(channel);
                 }
+                for channel in &wanted {
+                    cluster.subscribed(channel);
+                }
+                active.extend(wanted);
                 if resubscribe {
                     cluster.set_up(true, None);
+                    // Redis may have restarted empty: this node's presence goes back in.
+                    cluster.each_sink(|sink| sink.report_all());
                     tracing::info!(channels = active.len(), "cluster: subscribed again after a lost connection");
                 }
                 backoff = Duration::from_millis(50);

@@ -4,9 +4,16 @@
 //!
 //! Channel names are `sb:<kind>:<plugin length>:<plugin><name>`: the length
 //! makes every (plugin, name) pair its own channel whatever bytes the names
-//! hold, without escaping. The payload is a 10-byte header (a version, the
-//! origin node, text or binary) and the frame's payload as the client gets
-//! it, so that a publish is encoded once and decoded once per node.
+//! hold, without escaping; [`CONTROL`] carries what concerns whole nodes.
+//! A payload is a 10-byte header (a version, the origin node, its kind)
+//! and then: a frame's payload as the client gets it (so that a publish is
+//! encoded once and decoded once per node), or a presence report (sequence
+//! number, connections, user), or nothing (the node is leaving).
+//!
+//! Presence is also kept in Redis, for the nodes that start tracking a
+//! room later: a hash per room ([`presence_key`]) whose fields are
+//! `<node>:<user>` and values `<connections>:<sequence number>`, and the
+//! sorted set [`ALIVE`] of nodes by the time (ms) they count as dead.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::Message;
@@ -29,6 +36,64 @@ const VERSION: u8 = 1;
 const HEADER: usize = 10;
 const TEXT: u8 = 0;
 const BINARY: u8 = 1;
+const PRESENCE: u8 = 2;
+const GONE: u8 = 3;
+
+/// The channel every node subscribes to, for news about nodes.
+pub(crate) const CONTROL: &str = "sb:ctl";
+/// The sorted set of live nodes, scored by when they expire (ms since the epoch).
+pub(crate) const ALIVE: &str = "sb:alive";
+
+/// What a payload carries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Payload {
+    /// A message for connections.
+    Frame(Message),
+    /// The origin now has `count` connections of `user` in the room (its
+    /// report number `seq`).
+    Presence { seq: u64, count: u32, user: String },
+    /// The origin is leaving: its connections are gone.
+    Gone,
+}
+
+/// The Redis hash of `room`'s presence in `plugin`.
+pub(crate) fn presence_key(plugin: &str, room: &str) -> String {
+    format!("sb:p:{}:{plugin}{room}", plugin.len())
+}
+
+/// The hash field of `user` on `node`.
+pub(crate) fn presence_field(node: u64, user: &str) -> String {
+    format!("{node}:{user}")
+}
+
+/// A presence hash entry: (node, user, connections, sequence number).
+pub(crate) fn parse_presence_entry<'a>(field: &'a str, value: &str) -> Option<(u64, &'a str, u32, u64)> {
+    let (node, user) = field.split_once(':')?;
+    let (count, seq) = value.split_once(':')?;
+    Some((node.parse().ok()?, user, count.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A presence report of `origin`.
+pub(crate) fn encode_presence(origin: u64, seq: u64, count: u32, user: &str) -> Bytes {
+    let mut payload = header(origin, PRESENCE, 12 + user.len());
+    payload.put_u64_le(seq);
+    payload.put_u32_le(count);
+    payload.put_slice(user.as_bytes());
+    payload.freeze()
+}
+
+/// `origin` is leaving.
+pub(crate) fn encode_gone(origin: u64) -> Bytes {
+    header(origin, GONE, 0).freeze()
+}
+
+fn header(origin: u64, kind: u8, rest: usize) -> BytesMut {
+    let mut payload = BytesMut::with_capacity(HEADER + rest);
+    payload.put_u8(VERSION);
+    payload.put_u64_le(origin);
+    payload.put_u8(kind);
+    payload
+}
 
 /// The Redis channel of `topic` in `plugin`.
 pub(crate) fn channel_name(plugin: &str, topic: Topic<'_>) -> String {
@@ -65,10 +130,7 @@ pub(crate) fn encode(origin: u64, frame: &Message) -> Option<Bytes> {
         Message::Binary(bytes) => (BINARY, bytes),
         _ => return None,
     };
-    let mut payload = BytesMut::with_capacity(HEADER + data.len());
-    payload.put_u8(VERSION);
-    payload.put_u64_le(origin);
-    payload.put_u8(kind);
+    let mut payload = header(origin, kind, data.len());
     payload.put_slice(data);
     Some(payload.freeze())
 }
@@ -80,17 +142,24 @@ pub(crate) fn origin(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// The frame a payload carries; `None` for a payload of another version or
-/// text that is not UTF-8.
-pub(crate) fn decode(payload: Bytes) -> Option<Message> {
+/// What a payload carries; `None` for a payload of another version or
+/// kind, cut short, or text that is not UTF-8.
+pub(crate) fn decode(payload: Bytes) -> Option<Payload> {
     if payload.len() < HEADER || payload[0] != VERSION {
         return None;
     }
     let kind = payload[9];
     let data = payload.slice(HEADER..);
     match kind {
-        TEXT => Utf8Bytes::try_from(data).ok().map(Message::Text),
-        BINARY => Some(Message::Binary(data)),
+        TEXT => Utf8Bytes::try_from(data).ok().map(|text| Payload::Frame(Message::Text(text))),
+        BINARY => Some(Payload::Frame(Message::Binary(data))),
+        PRESENCE => {
+            let seq = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+            let count = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
+            let user = String::from_utf8(data.get(12..)?.to_vec()).ok()?;
+            Some(Payload::Presence { seq, count, user })
+        }
+        GONE => Some(Payload::Gone),
         _ => None,
     }
 }
@@ -130,12 +199,26 @@ mod tests {
         let text = Message::text("héllo");
         let payload = encode(42, &text).expect("text is carried");
         assert_eq!(origin(&payload), Some(42));
-        assert_eq!(decode(payload), Some(text));
+        assert_eq!(decode(payload), Some(Payload::Frame(text)));
         let binary = Message::binary(vec![0, 255, 7]);
         let payload = encode(u64::MAX, &binary).expect("binary is carried");
         assert_eq!(origin(&payload), Some(u64::MAX));
-        assert_eq!(decode(payload), Some(binary));
+        assert_eq!(decode(payload), Some(Payload::Frame(binary)));
         assert_eq!(encode(1, &Message::Ping(Bytes::new())), None);
+    }
+
+    #[test]
+    fn presence_reports_and_departures_round_trip() {
+        let payload = encode_presence(3, 99, 2, "zoë");
+        assert_eq!(origin(&payload), Some(3));
+        assert_eq!(decode(payload), Some(Payload::Presence { seq: 99, count: 2, user: "zoë".into() }));
+        assert_eq!(decode(encode_gone(3)), Some(Payload::Gone));
+        let short = encode_presence(3, 99, 2, "x").slice(..15);
+        assert_eq!(decode(short), None);
+        let field = presence_field(3, "a:b");
+        assert_eq!(parse_presence_entry(&field, "2:99"), Some((3, "a:b", 2, 99)));
+        assert_eq!(parse_presence_entry("x:a", "2:99"), None);
+        assert_eq!(parse_presence_entry(&field, "2"), None);
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl Server {
         }
         drop((listener, watcher, guard));
         let _ = stop.send(true);
+        if let Some(cluster) = &cluster {
+            // The other nodes drop this node's users from presence now,
+            // without waiting for each client's goodbye.
+            cluster.leave().await;
+        }
         let limits = &shared.config.limits;
         if tokio::time::timeout(limits.shutdown_grace, all_done.recv()).await.is_err() {
             let open = shared.open_connections.load(Ordering::SeqCst);

@@ -127,15 +127,22 @@ impl PluginHandle {
                 // `notify_one` keeps a permit when nobody waits, so a timer
                 // set between `next_timer` and the wait still wakes us.
                 let changed = channel.timers_changed.notified();
+                let remote_presence = channel.presence_from_cluster.notified();
                 let next = channel.next_timer();
                 drop(handle);
-                match next {
-                    Some(due) => tokio::select! {
-                        () = tokio::time::sleep_until(due.into()) => {}
-                        () = changed => continue,
-                    },
-                    None => {
-                        changed.await;
+                let sleep = async {
+                    match next {
+                        Some(due) => tokio::time::sleep_until(due.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = sleep => {}
+                    () = changed => continue,
+                    () = remote_presence => {
+                        if let Some(handle) = alive() {
+                            handle.tell_remote_presence().await;
+                        }
                         continue;
                     }
                 }
@@ -144,6 +151,17 @@ impl PluginHandle {
                 }
             }
         });
+    }
+
+    /// Hand the presence changes other nodes made to `on-presence`.
+    async fn tell_remote_presence(&self) {
+        Box::pin(async move {
+            let mut plugin = self.plugin.lock().await;
+            if !self.retired.load(Ordering::SeqCst) {
+                plugin.tell_presence().await;
+            }
+        })
+        .await;
     }
 
     /// Run `on-timer` for each timer due at `now`, earliest first; returns

@@ -171,6 +171,19 @@ async fn one_publish_is_one_redis_command_whatever_the_audience() -> anyhow::Res
         }
     }
     redis.wait_for_subscribers(LOBBY, 3).await?;
+    // Each node's queue to Redis is in order: once everyone has heard a
+    // marker from every node, what the joins published has gone through.
+    for (node, member) in [0, 3, 6].into_iter().enumerate() {
+        say(&mut members[member], &format!("ready {node}")).await?;
+    }
+    for member in &mut members {
+        let mut heard: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            heard.push(next_message(member).await?);
+        }
+        heard.sort();
+        assert_eq!(heard, ["ready 0", "ready 1", "ready 2"]);
+    }
     let before = redis.calls("publish")?;
     for n in 0..10 {
         say(&mut members[0], &n.to_string()).await?;
@@ -235,5 +248,132 @@ async fn wait_until(node: &TestServer, done: impl Fn(f64) -> bool) -> anyhow::Re
         anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "switchboard_cluster_redis_up never changed");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    Ok(())
+}
+
+/// Who a client sees in its room: its `presence_state`, then each
+/// `presence_diff`; and every departure it was told of.
+#[derive(Debug, Default)]
+struct View {
+    users: std::collections::BTreeSet<String>,
+    departures: Vec<String>,
+}
+
+impl View {
+    /// Read `client`'s frames into the view until `done` holds.
+    async fn until(&mut self, client: &mut Client, done: impl Fn(&View) -> bool) -> anyhow::Result<()> {
+        while !done(self) {
+            // Longer than the tests' usual wait: a killed node's users leave after up to 12 s.
+            let frame = client
+                .recv_json_within(std::time::Duration::from_secs(20))
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}; the view: {self:?}"))?;
+            let names = |value: &Value| -> Vec<String> {
+                value.as_object().into_iter().flatten().map(|(user, _)| user.clone()).collect()
+            };
+            match frame["type"].as_str() {
+                Some("presence_state") => self.users = names(&frame["users"]).into_iter().collect(),
+                Some("presence_diff") => {
+                    self.users.extend(names(&frame["joins"]));
+                    for user in names(&frame["leaves"]) {
+                        self.users.remove(&user);
+                        self.departures.push(user);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn has(&self, user: &str) -> bool {
+        self.users.contains(user)
+    }
+}
+
+#[tokio::test]
+async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_leaves_once() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 3, &[plugins::CHAT]).await?;
+    let (mut bob, _) = connect(&nodes[1], "/chat/lobby?user=bob").await?;
+    let mut bobs_view = View::default();
+    let (mut ann_first_tab, _) = connect(&nodes[0], "/chat/lobby?user=ann").await?;
+    let (ann_second_tab, _) = connect(&nodes[2], "/chat/lobby?user=ann").await?;
+    bobs_view.until(&mut bob, |view| view.has("ann") && view.has("bob")).await?;
+    // And ann, on another node, sees bob (read from Redis when her node
+    // started receiving the room, or told as he came).
+    View::default().until(&mut ann_first_tab, |view| view.has("ann") && view.has("bob")).await?;
+
+    ann_first_tab.close().await?;
+    // Her other tab keeps her in: carol's arrival is the next change bob sees.
+    let (_carol, _) = connect(&nodes[0], "/chat/lobby?user=carol").await?;
+    bobs_view.until(&mut bob, |view| view.has("carol")).await?;
+    assert!(bobs_view.has("ann") && bobs_view.departures.is_empty(), "{bobs_view:?}");
+
+    ann_second_tab.close().await?;
+    bobs_view.until(&mut bob, |view| !view.has("ann")).await?;
+    assert_eq!(bobs_view.departures, ["ann"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_plugin_hears_of_presence_changes_on_other_nodes() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 2, &[plugins::PROBE]).await?;
+    let mut watcher = nodes[1].connect("/probe/echo").await?;
+    for command in ["user:watcher", "track:r", "join:r"] {
+        watcher.send_text(command).await?;
+    }
+    redis.wait_for_subscribers("sb:r:5:prober", 1).await?;
+    let mut ann = nodes[0].connect("/probe/echo").await?;
+    for command in ["user:ann", "track:r", "join:r"] {
+        ann.send_text(command).await?;
+    }
+    // Each node's plugin hears of ann and publishes it to the room: the
+    // watcher gets node 0's (ann's own node) and node 1's (told by Redis).
+    for _ in 0..2 {
+        let told = loop {
+            let frame = watcher.recv_text().await?;
+            if let Ok(told) = serde_json::from_str::<Value>(&frame)
+                && told["type"] == "probe_presence"
+                && told["joins"] == json!(["ann"])
+            {
+                break told;
+            }
+        };
+        assert_eq!(told["room"], "r");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_everyones_presence_within_the_ttl_and_a_stopped_one_at_once() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let survivor = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
+    let stopped = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
+    let mut killed = switchboard_tests::NodeProcess::start(&[plugins::CHAT], &redis.url())?;
+    let (mut bob, _) = connect(&survivor, "/chat/lobby?user=bob").await?;
+    let mut view = View::default();
+    let (ws, _) = tokio_tungstenite::connect_async(killed.url("/chat/lobby?user=ann")).await?;
+    let mut ann = Client::from(ws);
+    ann.recv_type("connected").await?;
+    let (_zoe, _) = connect(&stopped, "/chat/lobby?user=zoe").await?;
+    view.until(&mut bob, |view| view.has("ann") && view.has("zoe")).await?;
+
+    let started = std::time::Instant::now();
+    // Zoe's client never answers the server's goodbye: the stop takes
+    // `close_timeout`, her departure must not.
+    let stopping = tokio::spawn(stopped.stop());
+    view.until(&mut bob, |view| !view.has("zoe")).await?;
+    let graceful = started.elapsed();
+    stopping.await??;
+    assert!(graceful < std::time::Duration::from_secs(3), "a stopped node's users left after {graceful:?}");
+
+    let started = std::time::Instant::now();
+    killed.kill()?;
+    view.until(&mut bob, |view| !view.has("ann")).await?;
+    let killed_after = started.elapsed();
+    assert!(killed_after <= std::time::Duration::from_secs(15), "a killed node's users left after {killed_after:?}");
+    assert!(view.has("bob"));
     Ok(())
 }
