@@ -335,7 +335,9 @@ pub struct ClusterSettings {
     /// clients, at most: beyond it they are dropped and counted, so that a
     /// slow node never slows Redis down for the others.
     pub receive_queue: usize,
-    /// Bytes of messages from other nodes waiting, at most.
+    /// Bytes of messages from other nodes waiting, at most (at least 4096;
+    /// keep it above the largest `max_send_size` of the nodes: a message
+    /// larger than it never arrives).
     pub receive_queue_bytes: usize,
 }
 
@@ -457,11 +459,14 @@ impl Config {
         if cluster.publish_queue == 0 || cluster.receive_queue == 0 {
             return Err(ConfigError::Invalid("cluster: the queues must hold at least 1 message".into()));
         }
-        let largest = limits.max_send_size.max(limits.max_message_size);
-        if cluster.publish_queue_bytes < largest || cluster.receive_queue_bytes < largest {
+        if cluster.publish_queue_bytes < limits.max_send_size {
             return Err(ConfigError::Invalid(
-                "cluster: the queues must hold at least one message of max_send_size bytes".into(),
+                "cluster: publish_queue_bytes must hold at least one message of max_send_size bytes".into(),
             ));
+        }
+        // Other nodes may send more than this node's own max_send_size.
+        if cluster.receive_queue_bytes < 4096 {
+            return Err(ConfigError::Invalid("cluster: receive_queue_bytes must be at least 4096".into()));
         }
         if self.keepalive.ping_interval.is_zero() || self.keepalive.ping_timeout.is_zero() {
             return Err(ConfigError::Invalid("keepalive: ping_interval and ping_timeout must be positive".into()));

@@ -377,3 +377,34 @@ async fn a_killed_node_leaves_everyones_presence_within_the_ttl_and_a_stopped_on
     assert!(view.has("bob"));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_node_that_falls_behind_drops_and_counts_what_it_cannot_take_and_keeps_serving() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let mut slow = config(&redis);
+    slow.cluster.receive_queue_bytes = 4096;
+    slow.metrics.listen = Some("127.0.0.1:0".parse()?);
+    let publisher = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
+    let behind = TestServer::start_with(&[plugins::CHAT], slow).await?;
+    let (mut speaker, _) = connect(&publisher, "/chat/lobby").await?;
+    let (mut listener, _) = connect(&behind, "/chat/lobby").await?;
+    let (mut neighbour, _) = connect(&behind, "/chat/lobby").await?;
+    redis.wait_for_subscribers(LOBBY, 2).await?;
+    // Each of these is more than the slow node's queue can hold.
+    for n in 0..10 {
+        say(&mut speaker, &format!("{n} {}", "x".repeat(5000))).await?;
+    }
+    say(&mut speaker, "small enough").await?;
+    assert_eq!(next_message(&mut listener).await?, "small enough", "the large ones are dropped, not queued");
+    let samples = behind.scrape().await?;
+    let dropped = samples
+        .iter()
+        .find(|(name, _)| name == r#"switchboard_cluster_dropped_total{reason="receive_queue_full"}"#)
+        .map(|(_, value)| *value);
+    assert_eq!(dropped, Some(10.0), "{samples:?}");
+    // The node serves its own members all along.
+    say(&mut neighbour, "local").await?;
+    assert_eq!(next_message(&mut listener).await?, "local");
+    assert_eq!(next_message(&mut speaker).await?.len(), 5002, "the publisher's own node got them all");
+    Ok(())
+}
