@@ -496,6 +496,16 @@ mod tests {
     }
 
     #[test]
+    fn cluster_drops_are_logged_at_powers_of_two() {
+        let cluster = ClusterMetrics::default();
+        let logged: Vec<u64> = (1..=40).filter(|_| cluster.dropped("redis_error", 1)).collect();
+        assert_eq!(logged.len(), 6, "1, 2, 4, 8, 16, 32");
+        assert!(cluster.dropped("publish_queue_full", 3), "the first drop of another reason");
+        assert!(!cluster.dropped("publish_queue_full", 0));
+        assert!(cluster.dropped("publish_queue_full", 2), "3 → 5 crosses 4");
+    }
+
+    #[test]
     fn a_plugin_records_through_its_own_handles() {
         let metrics = Metrics::new(true);
         let echo = metrics.plugin("echo");

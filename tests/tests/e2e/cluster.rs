@@ -375,6 +375,38 @@ async fn a_killed_node_leaves_everyones_presence_within_the_ttl_and_a_stopped_on
     let killed_after = started.elapsed();
     assert!(killed_after <= std::time::Duration::from_secs(15), "a killed node's users left after {killed_after:?}");
     assert!(view.has("bob"));
+
+    // The dead node's entry stays in the room's hash until a node reads it.
+    let fields = || -> anyhow::Result<Vec<String>> {
+        let mut connection = redis.client()?.get_connection()?;
+        Ok(redis::cmd("HKEYS").arg("sb:p:4:chatlobby").query(&mut connection)?)
+    };
+    assert!(fields()?.iter().any(|field| field.ends_with(":ann")), "{:?}", fields()?);
+    let newcomer = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
+    let (mut carol, _) = connect(&newcomer, "/chat/lobby?user=carol").await?;
+    View::default().until(&mut carol, |view| view.has("bob") && view.has("carol")).await?;
+    let started = std::time::Instant::now();
+    while fields()?.iter().any(|field| field.ends_with(":ann")) {
+        anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "ann's entry stayed: {:?}", fields()?);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut connection = redis.client()?.get_connection()?;
+    let ttl: i64 = redis::cmd("TTL").arg("sb:p:4:chatlobby").query(&mut connection)?;
+    assert!(ttl > 23 * 3600 && ttl <= 24 * 3600, "the hash expires a day after its last change, not in {ttl} s");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_when_redis_does_not_answer() -> anyhow::Result<()> {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut config = Config::default();
+    config.cluster.redis = Some(format!("redis://{unused}"));
+    let error = TestServer::start_with(&[plugins::CHAT], config).await.expect_err("no Redis there");
+    assert!(format!("{error:#}").contains("cannot reach Redis"), "{error:#}");
+    let mut config = Config::default();
+    config.cluster.redis = Some("http://not-redis".into());
+    let error = TestServer::start_with(&[plugins::CHAT], config).await.expect_err("not a Redis URL");
+    assert!(format!("{error:#}").contains("invalid Redis URL"), "{error:#}");
     Ok(())
 }
 
