@@ -27,7 +27,7 @@ use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
 use crate::channel::timers::{Clock, Timers};
-use crate::cluster::{Cluster, Sink, Topic};
+use crate::cluster::{Cluster, Sink, Topic, Write, Written};
 use crate::config::Limits;
 use crate::metrics::PluginMetrics;
 use crate::rate_limit::{TokenBucket, Verdict};
@@ -147,12 +147,7 @@ impl Channel {
     /// The channel of plugin `name`; its store is loaded from `durable`
     /// (and written back to it), when there is one.
     pub(crate) fn new(name: &str, limits: Limits, durable: Option<Arc<Durable>>) -> Channel {
-        let store_limits = StoreLimits {
-            max_keys: limits.kv_max_keys,
-            max_key_size: limits.max_name_size,
-            max_value_size: limits.kv_max_value_size,
-            max_bytes: limits.kv_max_bytes,
-        };
+        let store_limits = store_limits(&limits);
         let store = match durable {
             Some(durable) => Store::load(store_limits, durable, name.into()),
             None => Store::new(store_limits),
@@ -544,25 +539,80 @@ impl Channel {
         fan_out(&self.metrics, members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
 
-    pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+    /// The value under `key` in this node's in-memory store (the test kit's
+    /// view; the plugin's calls go through [`Channel::kv_get`]).
+    pub(crate) fn stored(&self, key: &str) -> Option<Vec<u8>> {
         self.store.lock().get(key)
     }
 
-    pub(crate) fn kv_set(&self, key: String, value: Vec<u8>) -> Result<(), CallError> {
-        self.store.lock().set(key, value)
+    /// The value under `key`: from memory, or from the store the nodes
+    /// share when clustered (where a Redis failure reads as absent, logged).
+    pub(crate) async fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        let Some(cluster) = &self.cluster else { return self.stored(key) };
+        cluster.kv_get(&self.name, key).await.unwrap_or_else(|error| {
+            tracing::warn!(plugin = &*self.name, "the shared store cannot be read: {error}");
+            None
+        })
     }
 
-    pub(crate) fn kv_delete(&self, key: &str) -> bool {
-        self.store.lock().delete(key)
+    pub(crate) async fn kv_set(&self, key: String, value: Vec<u8>) -> Result<(), CallError> {
+        if self.cluster.is_none() {
+            return self.store.lock().set(key, value);
+        }
+        match self.shared_write(&key, Write::Set(Some(&value))).await? {
+            Written::Done | Written::NotDone => Ok(()),
+            refused => Err(self.store_full(refused)),
+        }
     }
 
-    pub(crate) fn kv_compare_and_swap(
+    pub(crate) async fn kv_delete(&self, key: &str) -> bool {
+        if self.cluster.is_none() {
+            return self.store.lock().delete(key);
+        }
+        self.shared_write(key, Write::Set(None)).await == Ok(Written::Done)
+    }
+
+    pub(crate) async fn kv_compare_and_swap(
         &self,
         key: String,
         expected: Option<&[u8]>,
         value: Option<Vec<u8>>,
     ) -> Result<bool, CallError> {
-        self.store.lock().compare_and_swap(key, expected, value)
+        if self.cluster.is_none() {
+            return self.store.lock().compare_and_swap(key, expected, value);
+        }
+        match self.shared_write(&key, Write::CompareAndSwap { expected, value: value.as_deref() }).await? {
+            Written::Done => Ok(true),
+            Written::NotDone => Ok(false),
+            refused => Err(self.store_full(refused)),
+        }
+    }
+
+    /// One write to the shared store, its sizes checked here and its
+    /// counts and bytes by the script, atomically.
+    async fn shared_write(&self, key: &str, write: Write<'_>) -> Result<Written, CallError> {
+        let Some(cluster) = &self.cluster else { return Ok(Written::NotDone) };
+        let value = match write {
+            Write::Set(value) | Write::CompareAndSwap { value, .. } => value,
+        };
+        self.store_limits().check(key, value)?;
+        let (max_keys, max_bytes) = (self.limits.kv_max_keys, self.limits.kv_max_bytes);
+        cluster.kv_write(&self.name, key, write, max_keys, max_bytes).await.map_err(|error| {
+            tracing::warn!(plugin = &*self.name, "the shared store cannot be written: {error}");
+            CallError::InvalidArgument(format!("the shared store is unavailable: {error}"))
+        })
+    }
+
+    fn store_full(&self, refused: Written) -> CallError {
+        let (max_keys, max_bytes) = (self.limits.kv_max_keys, self.limits.kv_max_bytes);
+        match refused {
+            Written::TooManyKeys => CallError::InvalidArgument(format!("store full ({max_keys} keys)")),
+            _ => CallError::InvalidArgument(format!("store full ({max_bytes} bytes of keys and values)")),
+        }
+    }
+
+    fn store_limits(&self) -> StoreLimits {
+        store_limits(&self.limits)
     }
 
     /// Set (or replace) timer `name`, due in `after` (and every `after` if `repeat`).
@@ -694,6 +744,15 @@ fn fan_out<'a>(
     }
     metrics.sent(reached, frame.len());
     reached
+}
+
+fn store_limits(limits: &Limits) -> StoreLimits {
+    StoreLimits {
+        max_keys: limits.kv_max_keys,
+        max_key_size: limits.max_name_size,
+        max_value_size: limits.kv_max_value_size,
+        max_bytes: limits.kv_max_bytes,
+    }
 }
 
 /// Take `conn` out of a room or a user's connections; drop the group when

@@ -19,6 +19,20 @@ pub(crate) struct StoreLimits {
     pub(crate) max_bytes: usize,
 }
 
+impl StoreLimits {
+    /// Refuse a key or a value of the wrong size.
+    pub(crate) fn check(&self, key: &str, value: Option<&[u8]>) -> Result<(), CallError> {
+        let StoreLimits { max_key_size, max_value_size, .. } = *self;
+        if key.is_empty() || key.len() > max_key_size {
+            return Err(CallError::InvalidArgument(format!("key must be 1 to {max_key_size} bytes")));
+        }
+        if value.is_some_and(|value| value.len() > max_value_size) {
+            return Err(CallError::InvalidArgument(format!("value longer than {max_value_size} bytes")));
+        }
+        Ok(())
+    }
+}
+
 /// Keys and their values, with the bytes they hold.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -61,13 +75,8 @@ impl Store {
 
     /// Store `value` under `key`, unless a limit says no.
     pub(crate) fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CallError> {
-        let StoreLimits { max_keys, max_key_size, max_value_size, max_bytes } = self.limits;
-        if key.is_empty() || key.len() > max_key_size {
-            return Err(CallError::InvalidArgument(format!("key must be 1 to {max_key_size} bytes")));
-        }
-        if value.len() > max_value_size {
-            return Err(CallError::InvalidArgument(format!("value longer than {max_value_size} bytes")));
-        }
+        self.limits.check(&key, Some(&value))?;
+        let StoreLimits { max_keys, max_bytes, .. } = self.limits;
         let replaced = self.values.get(&key).map(|old| key.len() + old.len());
         if replaced.is_none() && self.values.len() >= max_keys {
             return Err(CallError::InvalidArgument(format!("store full ({max_keys} keys)")));

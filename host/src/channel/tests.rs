@@ -63,16 +63,16 @@ fn a_user_is_reached_on_every_connection_while_open() {
     assert_eq!(channel.send_to_user("bob", &Message::text("gone")), 0);
 }
 
-#[test]
-fn limits_are_enforced() {
+#[tokio::test]
+async fn limits_are_enforced() {
     let (channel, _peers) = channel_with(&[1], Limits::default());
     assert!(matches!(channel.join(1, ""), Err(CallError::InvalidArgument(_))));
     let too_long = vec![0; Limits::default().kv_max_value_size + 1];
-    assert!(matches!(channel.kv_set("k".into(), too_long), Err(CallError::InvalidArgument(_))));
-    channel.kv_set("k".into(), b"v".to_vec()).unwrap();
-    assert_eq!(channel.kv_get("k"), Some(b"v".to_vec()));
-    assert!(channel.kv_delete("k"));
-    assert!(!channel.kv_delete("k"));
+    assert!(matches!(channel.kv_set("k".into(), too_long).await, Err(CallError::InvalidArgument(_))));
+    channel.kv_set("k".into(), b"v".to_vec()).await.unwrap();
+    assert_eq!(channel.kv_get("k").await, Some(b"v".to_vec()));
+    assert!(channel.kv_delete("k").await);
+    assert!(!channel.kv_delete("k").await);
 }
 
 #[test]

@@ -29,6 +29,7 @@
 //! counted and logged once per outage; the node keeps serving its own
 //! connections.
 
+mod kv;
 mod liveness;
 mod queue;
 mod redis;
@@ -50,6 +51,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::config::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
+pub(crate) use self::kv::{Write, Written};
 use self::queue::BoundedQueue;
 pub(crate) use self::wire::Topic;
 

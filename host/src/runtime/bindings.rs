@@ -3,14 +3,21 @@
 //!
 //! Exports are async so that a callback runs as a future on the connection's
 //! own task (no thread hop per message) and can yield at epoch ticks (a long
-//! callback shares the worker instead of blocking it). Imports stay
-//! synchronous: none of them waits for anything.
+//! callback shares the worker instead of blocking it). Imports are
+//! synchronous but for the key-value calls, which wait for Redis when the
+//! node is clustered (the rest never waits for anything).
 
 mod current {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "channel",
         exports: { default: async },
+        imports: {
+            "switchboard:channel/host.kv-get": async,
+            "switchboard:channel/host.kv-set": async,
+            "switchboard:channel/host.kv-delete": async,
+            "switchboard:channel/host.kv-compare-and-swap": async,
+        },
     });
 }
 
@@ -21,6 +28,11 @@ pub(crate) mod v0_1 {
         path: "../wit/v0.1.0",
         world: "channel",
         exports: { default: async },
+        imports: {
+            "switchboard:channel/host.kv-get": async,
+            "switchboard:channel/host.kv-set": async,
+            "switchboard:channel/host.kv-delete": async,
+        },
     });
 }
 

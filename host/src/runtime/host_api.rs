@@ -185,25 +185,25 @@ impl HostImports for HostState {
         self.channel.presence(&room)
     }
 
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.channel.kv_get(&key)
+    async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.channel.kv_get(&key).await
     }
 
-    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
-        Ok(self.channel.kv_set(key, value)?)
+    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+        Ok(self.channel.kv_set(key, value).await?)
     }
 
-    fn kv_delete(&mut self, key: String) -> bool {
-        self.channel.kv_delete(&key)
+    async fn kv_delete(&mut self, key: String) -> bool {
+        self.channel.kv_delete(&key).await
     }
 
-    fn kv_compare_and_swap(
+    async fn kv_compare_and_swap(
         &mut self,
         key: String,
         expected: Option<Vec<u8>>,
         value: Option<Vec<u8>>,
     ) -> Result<bool, HostError> {
-        Ok(self.channel.kv_compare_and_swap(key, expected.as_deref(), value)?)
+        Ok(self.channel.kv_compare_and_swap(key, expected.as_deref(), value).await?)
     }
 
     fn set_timer(&mut self, name: String, after_ms: u64, repeat: bool) -> Result<(), HostError> {

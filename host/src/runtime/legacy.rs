@@ -100,16 +100,16 @@ impl host::Host for HostState {
         HostImports::presence(self, room)
     }
 
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        HostImports::kv_get(self, key)
+    async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        HostImports::kv_get(self, key).await
     }
 
-    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::HostError> {
-        old(HostImports::kv_set(self, key, value))
+    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::HostError> {
+        old(HostImports::kv_set(self, key, value).await)
     }
 
-    fn kv_delete(&mut self, key: String) -> bool {
-        HostImports::kv_delete(self, key)
+    async fn kv_delete(&mut self, key: String) -> bool {
+        HostImports::kv_delete(self, key).await
     }
 
     fn log(&mut self, level: types::LogLevel, message: String, fields: Vec<(String, String)>) {

@@ -283,7 +283,7 @@ impl TestChannel {
 
     /// The value under `key` in the plugin's store.
     pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.inner.channel.kv_get(key)
+        self.inner.channel.stored(key)
     }
 
     /// The timers the plugin has set.

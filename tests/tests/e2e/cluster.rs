@@ -440,3 +440,48 @@ async fn a_node_that_falls_behind_drops_and_counts_what_it_cannot_take_and_keeps
     assert_eq!(next_message(&mut speaker).await?.len(), 5002, "the publisher's own node got them all");
     Ok(())
 }
+
+async fn enter_game(node: &TestServer) -> anyhow::Result<Client> {
+    let mut client = node.connect("/game/shared").await?;
+    assert_eq!(client.recv_json().await?["type"], "connected");
+    Ok(client)
+}
+
+async fn join_game(client: &mut Client, player: &str) -> anyhow::Result<()> {
+    client.send_json(&json!({"action": "join", "player": player})).await
+}
+
+#[tokio::test]
+async fn two_players_on_two_nodes_play_one_game_from_the_shared_store() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 2, &[plugins::GAME]).await?;
+    let mut ann = enter_game(&nodes[0]).await?;
+    let mut bob = enter_game(&nodes[1]).await?;
+    // Both join at once, on two nodes: one atomic step each, so one is X and the other O.
+    join_game(&mut ann, "ann").await?;
+    join_game(&mut bob, "bob").await?;
+    let anns = ann.recv_type("joined").await?["symbol"].clone();
+    let bobs = bob.recv_type("joined").await?["symbol"].clone();
+    let (mut x, mut o) = match (anns.as_str(), bobs.as_str()) {
+        (Some("X"), Some("O")) => (ann, bob),
+        (Some("O"), Some("X")) => (bob, ann),
+        other => panic!("two players, one game: {other:?}"),
+    };
+    let mut watcher = enter_game(&nodes[1]).await?;
+    join_game(&mut watcher, "cy").await?;
+    assert_eq!(watcher.recv_type("joined").await?["role"], "spectator");
+    redis.wait_for_subscribers("sb:r:4:gamegame:shared", 2).await?;
+    for (mover, position) in [("X", 0), ("O", 1), ("X", 4), ("O", 2)] {
+        let (player, other) = if mover == "X" { (&mut x, &mut o) } else { (&mut o, &mut x) };
+        player.send_json(&json!({"action": "move", "position": position})).await?;
+        let seen = other.recv_type("move").await?;
+        assert_eq!((seen["symbol"].as_str(), seen["position"].as_u64()), (Some(mover), Some(position)));
+        assert_eq!(watcher.recv_type("move").await?["position"], position);
+    }
+    x.send_json(&json!({"action": "move", "position": 8})).await?;
+    for client in [&mut x, &mut o, &mut watcher] {
+        let over = client.recv_type("game_over").await?;
+        assert_eq!((over["result"].as_str(), over["line"].clone()), (Some("X"), json!([0, 4, 8])));
+    }
+    Ok(())
+}
