@@ -141,15 +141,17 @@ mod tests {
 
     async fn cluster() -> (Redis, std::sync::Arc<Cluster>) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
+        let server = Redis(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed"),
+        );
         let url = format!("redis://127.0.0.1:{port}");
         for _ in 0..500 {
             if let Ok(cluster) = Cluster::join(&ClusterSettings::default(), &url, ClusterMetrics::default()).await {
-                return (Redis(server), cluster);
+                return (server, cluster);
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
