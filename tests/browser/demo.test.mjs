@@ -1,7 +1,8 @@
 // The demo page in headless Chromium, against the real server and plugins:
 // two pages chat, a notification published with curl reaches the feed, and
 // the two pages play tic-tac-toe to the end, both boards following every
-// move. A screenshot is kept in target/browser/demo.png.
+// move; then the same with the two pages on two nodes sharing one Redis. A
+// screenshot is kept in target/browser/demo.png.
 //
 // Run: `npm test` in this folder (after `npm ci`), with Debian's chromium
 // installed; it builds the server and the plugins with cargo first.
@@ -13,12 +14,47 @@ import { mkdtempSync, copyFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
 const API_KEY = "browser-test-key";
 const PLUGINS = ["chat", "notifications", "game"];
-let server, address, browser;
+let folder, browser;
+const processes = [];
+
+/// A `switchboard serve` of the test's plugins, with `extra` TOML; its address.
+async function startServer(extra = "") {
+  const config = join(folder, `switchboard-${processes.length}.toml`);
+  writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${join(folder, "plugins")}"\npublic = "${join(root, "public")}"\nwatch = false\n${extra}[api]\nkey = "${API_KEY}"\n`);
+  const server = spawn(join(root, "target/release/switchboard"), ["serve", "--config", config], { stdio: ["ignore", "pipe", "inherit"] });
+  processes.push(server);
+  const line = await new Promise((resolveLine, reject) => {
+    createInterface({ input: server.stdout }).once("line", resolveLine);
+    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return line.replace("listening on ", "");
+}
+
+/// A private redis-server on a free port; its URL.
+async function startRedis() {
+  const port = await new Promise((resolvePort) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+  processes.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" }));
+  for (let tries = 0; tries < 200; tries++) {
+    try {
+      execFileSync("redis-cli", ["-p", String(port), "ping"], { stdio: "ignore" });
+      return `redis://127.0.0.1:${port}`;
+    } catch {
+      await new Promise((wait) => setTimeout(wait, 25));
+    }
+  }
+  throw new Error("redis-server did not start");
+}
 
 before(async () => {
   // The same builds as `cargo test --release --workspace` and tests/build.rs
@@ -27,19 +63,11 @@ before(async () => {
   cargo(["test", "--release", "--workspace", "--no-run"]);
   const plugins = join(root, "target/test-plugins");
   cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir", plugins, ...PLUGINS.flatMap((p) => ["-p", `switchboard-plugin-${p}`])]);
-  const folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
+  folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
   mkdirSync(join(folder, "plugins"));
   for (const plugin of PLUGINS) {
     copyFileSync(join(plugins, `wasm32-wasip2/plugin/switchboard_plugin_${plugin}.wasm`), join(folder, "plugins", `${plugin}.wasm`));
   }
-  const config = join(folder, "switchboard.toml");
-  writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${join(folder, "plugins")}"\npublic = "${join(root, "public")}"\n[api]\nkey = "${API_KEY}"\n`);
-  server = spawn(join(root, "target/release/switchboard"), ["serve", "--config", config], { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise((resolveLine, reject) => {
-    createInterface({ input: server.stdout }).once("line", resolveLine);
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  address = line.replace("listening on ", "");
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -48,10 +76,10 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
+  for (const child of processes) child.kill("SIGTERM");
 });
 
-async function open(name) {
+async function open(name, address) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   page.on("pageerror", (error) => assert.fail(`page error on ${name}'s page: ${error}`));
   await page.goto(`${address}/?name=${name}`);
@@ -59,20 +87,19 @@ async function open(name) {
   return page;
 }
 
-test("two pages chat, get a published notification and play a game to the end", async () => {
-  const ann = await open("ann");
-  const bob = await open("bob");
-
+/// Chat, a notification published to `publishTo` (which counts `delivered`
+/// of them), and a game to the end, between two pages.
+async function playTogether(ann, bob, publishTo, delivered) {
   // Chat: typed in one page, shown in the other; presence shows both users.
-  await ann.locator("#present", { hasText: "ann, bob" }).waitFor();
+  for (const page of [ann, bob]) await page.locator("#present", { hasText: "ann, bob" }).waitFor();
   await ann.fill("#chat-input", "hello from ann");
   await ann.click("#chat-form button");
   await bob.locator("#messages li", { hasText: "hello from ann" }).waitFor();
 
   // A notification published by the backend with curl reaches both feeds.
   const body = JSON.stringify({ plugin: "notifications", topic: "user_created", payload: { user: { name: "Zoe" } } });
-  const answer = execFileSync("curl", ["-sS", "-X", "POST", `${address}/api/publish`, "-H", `Authorization: Bearer ${API_KEY}`, "-H", "Content-Type: application/json", "-d", body]);
-  assert.equal(JSON.parse(answer).delivered, 2);
+  const answer = execFileSync("curl", ["-sS", "-X", "POST", `${publishTo}/api/publish`, "-H", `Authorization: Bearer ${API_KEY}`, "-H", "Content-Type: application/json", "-d", body]);
+  assert.equal(JSON.parse(answer).delivered, delivered);
   for (const page of [ann, bob]) await page.locator("#feed li", { hasText: "user_created" }).waitFor();
 
   // Tic-tac-toe: ann is X, bob is O; X wins on the diagonal.
@@ -90,7 +117,24 @@ test("two pages chat, get a published notification and play a game to the end", 
     }
   }
   for (const page of [ann, bob]) await page.locator("#game-status", { hasText: "X wins" }).waitFor();
+}
 
+test("two pages chat, get a published notification and play a game to the end", async () => {
+  const address = await startServer();
+  const ann = await open("ann", address);
+  const bob = await open("bob", address);
+  await playTogether(ann, bob, address, 2);
   mkdirSync(join(root, "target/browser"), { recursive: true });
   await ann.screenshot({ path: join(root, "target/browser/demo.png"), fullPage: true });
+  await Promise.all([ann.close(), bob.close()]);
+});
+
+test("the same with the two pages on two nodes sharing one Redis", async () => {
+  const redis = await startRedis();
+  const cluster = `[cluster]\nredis = "${redis}"\n`;
+  const [first, second] = [await startServer(cluster), await startServer(cluster)];
+  const ann = await open("ann", first);
+  const bob = await open("bob", second);
+  // The event is published on ann's node: `delivered` counts that node's recipients.
+  await playTogether(ann, bob, first, 1);
 });

@@ -199,6 +199,9 @@ impl Server {
             Some(url) => Some(Cluster::join(&config.cluster, url, metrics.cluster.clone()).await?),
             None => None,
         };
+        if cluster.is_some() && config.store.path.is_some() {
+            tracing::warn!("[store] path is not used: clustered nodes keep the key-value stores in Redis");
+        }
         let first_connection = cluster.as_ref().map_or(1, |cluster| cluster.first_connection_id());
         let registry = Registry::new(runtime, config.clone(), durable)
             .with_metrics(Arc::clone(&metrics))
