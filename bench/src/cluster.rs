@@ -10,6 +10,9 @@
 //!   Redis ran per publish (from `INFO commandstats`).
 //! - Latency at a steady [`LATENCY_PERIOD`] rate to a few receivers, on the
 //!   second node in the two-node layout, so that every message crosses Redis.
+//!   Then, because a p99 of a few milliseconds moves by as much from one
+//!   run to the next on a shared machine, receivers on both nodes at once:
+//!   the same messages in the same seconds, with and without the hop.
 
 use std::time::{Duration, Instant};
 
@@ -62,22 +65,37 @@ pub(crate) async fn measure(bench: &Bench, sizes: &[usize], quick: bool) -> anyh
     let alone = run(bench, Layout::Alone, &[receivers], publishes, paced).await?;
     let one = run(bench, Layout::OneNode, &[receivers], publishes, paced).await?;
     let two = run(bench, Layout::TwoNodes, &[0, receivers], publishes, paced).await?;
-    let latency_rows = |rows: &mut Vec<Row>, scenario: &str, ours: &FanOut, base: &FanOut| {
-        rows.push(row(scenario, "latency p50 µs", ours.latency.0, base.latency.0));
-        rows.push(row(scenario, "latency p99 µs", ours.latency.1, base.latency.1));
-        rows.push(row(scenario, "latency max µs", ours.latency.2, base.latency.2));
+    let both = run(bench, Layout::TwoNodes, &[receivers, receivers], publishes, paced).await?;
+    let (on_a, on_b) = match both.fan_out.latency_by_node[..] {
+        [on_a, on_b] => (on_a, on_b),
+        _ => anyhow::bail!("two nodes, not {}", both.fan_out.latency_by_node.len()),
     };
-    latency_rows(&mut rows, "cluster 1000 pub/s, 1 node, Redis/none", &one.fan_out, &alone.fan_out);
+    latency_rows(&mut rows, "cluster 1000 pub/s, 1 node, Redis/none", one.fan_out.latency, alone.fan_out.latency);
     let scenario = "cluster 1000 pub/s, A → B / 1 node";
-    latency_rows(&mut rows, scenario, &two.fan_out, &one.fan_out);
-    rows.push(Row {
+    latency_rows(&mut rows, scenario, two.fan_out.latency, one.fan_out.latency);
+    rows.push(hop(scenario, two.fan_out.latency, one.fan_out.latency));
+    redis_rows(&mut rows, scenario, &two, &one);
+    let scenario = "cluster 1000 pub/s, same run, B / A";
+    latency_rows(&mut rows, scenario, on_b, on_a);
+    rows.push(hop(scenario, on_b, on_a));
+    Ok(rows)
+}
+
+/// Latency lines: p50, p99, max (µs).
+fn latency_rows(rows: &mut Vec<Row>, scenario: &str, ours: (f64, f64, f64), base: (f64, f64, f64)) {
+    rows.push(row(scenario, "latency p50 µs", ours.0, base.0));
+    rows.push(row(scenario, "latency p99 µs", ours.1, base.1));
+    rows.push(row(scenario, "latency max µs", ours.2, base.2));
+}
+
+/// What crossing Redis adds to the p99, in µs.
+fn hop(scenario: &str, across: (f64, f64, f64), local: (f64, f64, f64)) -> Row {
+    Row {
         scenario: scenario.into(),
         metric: "p99 added by the hop µs",
-        switchboard: two.fan_out.latency.1 - one.fan_out.latency.1,
+        switchboard: across.1 - local.1,
         baseline: None,
-    });
-    redis_rows(&mut rows, scenario, &two, &one);
-    Ok(rows)
+    }
 }
 
 fn fan_out_rows(rows: &mut Vec<Row>, scenario: &str, ours: &FanOut, base: &FanOut) {

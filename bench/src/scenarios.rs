@@ -31,14 +31,15 @@ pub(crate) async fn connect(addr: &str, path: &str) -> anyhow::Result<Socket> {
 
 /// Open `count` connections to `path`, [`CONNECT_CONCURRENCY`] at a time.
 async fn connect_many(addr: &str, path: &str, count: usize) -> anyhow::Result<Vec<Socket>> {
-    connect_all(vec![addr; count], path).await
+    let sockets = connect_all(vec![(0, addr); count], path).await?;
+    Ok(sockets.into_iter().map(|(_, socket)| socket).collect())
 }
 
-/// Open one connection to `path` on each of `addrs`, [`CONNECT_CONCURRENCY`]
-/// at a time; in any order.
-async fn connect_all(addrs: Vec<&str>, path: &str) -> anyhow::Result<Vec<Socket>> {
-    stream::iter(addrs)
-        .map(|addr| connect(addr, path))
+/// Open one connection to `path` for each (tag, address) of `targets`,
+/// [`CONNECT_CONCURRENCY`] at a time; in any order, each with its tag.
+async fn connect_all(targets: Vec<(usize, &str)>, path: &str) -> anyhow::Result<Vec<(usize, Socket)>> {
+    stream::iter(targets)
+        .map(|(tag, addr)| async move { anyhow::Ok((tag, connect(addr, path).await?)) })
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -60,6 +61,8 @@ pub(crate) struct FanOut {
     pub(crate) cpu_us_per_delivery: f64,
     /// publish → receive, µs.
     pub(crate) latency: (f64, f64, f64),
+    /// The same, of the subscribers of each node (zeros for a node without).
+    pub(crate) latency_by_node: Vec<(f64, f64, f64)>,
     pub(crate) setup: Duration,
 }
 
@@ -120,7 +123,8 @@ type Reader = tokio::task::JoinHandle<anyhow::Result<(Vec<u64>, Socket)>>;
 /// as soon as it has its messages would have the servers handle its close
 /// (and announce the room's new size) while the others are still measured.
 pub(crate) struct Room {
-    readers: Vec<Reader>,
+    /// Each subscriber's node, and its task.
+    readers: Vec<(usize, Reader)>,
     /// The subscribers' sockets once they are done reading.
     finished: Vec<Socket>,
     /// The first node's helper, which publishes; each helper's frames are drained.
@@ -128,6 +132,7 @@ pub(crate) struct Room {
     /// The other nodes' helpers, kept open: a helper leaving would announce
     /// the room's size during the measurement.
     _heralds: Vec<SplitSink<Socket, Message>>,
+    nodes: usize,
     subscribers: usize,
     setup: Duration,
 }
@@ -141,17 +146,19 @@ impl Room {
         // Round robin over the nodes, so that every node's part of the room
         // grows at the same pace (and each announcement reaches fewer members).
         let most = subscribers.iter().copied().max().unwrap_or(0);
-        let addrs: Vec<&str> = (0..most)
-            .flat_map(|round| nodes.iter().zip(subscribers).filter(move |(_, count)| round < **count))
-            .map(|(node, _)| node.addr.as_str())
+        let targets: Vec<(usize, &str)> = (0..most)
+            .flat_map(|round| nodes.iter().zip(subscribers).enumerate().filter(move |(_, (_, count))| round < **count))
+            .map(|(index, (node, _))| (index, node.addr.as_str()))
             .collect();
-        let total = addrs.len();
-        let sockets = connect_all(addrs, ROOM_PATH).await?;
+        let total = targets.len();
+        let sockets = connect_all(targets, ROOM_PATH).await?;
         let (joined, mut all_joined) = tokio::sync::mpsc::channel(total.max(1));
         let (quiet, mut all_quiet) = tokio::sync::mpsc::channel(total.max(1));
         let readers: Vec<_> = sockets
             .into_iter()
-            .map(|socket| tokio::spawn(receive(socket, messages, nodes.len(), joined.clone(), quiet.clone())))
+            .map(|(node, socket)| {
+                (node, tokio::spawn(receive(socket, messages, nodes.len(), joined.clone(), quiet.clone())))
+            })
             .collect();
         drop((joined, quiet));
         let helpers = tokio::time::timeout(PHASE_TIMEOUT, async {
@@ -192,7 +199,16 @@ impl Room {
         eprintln!("fan-out: {total} subscribers on {} node(s) after {setup:.1?}, publishing {messages}", nodes.len());
         let mut helpers = helpers.into_iter();
         let publisher = helpers.next().context("no node")?;
-        Ok(Room { readers, finished: Vec::new(), publisher, _heralds: helpers.collect(), subscribers: total, setup })
+        let heralds = helpers.collect();
+        Ok(Room {
+            readers,
+            finished: Vec::new(),
+            publisher,
+            _heralds: heralds,
+            nodes: nodes.len(),
+            subscribers: total,
+            setup,
+        })
     }
 
     /// Publish `messages` from the first node at `pace` and wait until
@@ -216,14 +232,14 @@ impl Room {
                 tokio::time::sleep(pause).await;
             }
         }
-        let mut latencies = Vec::with_capacity(self.subscribers * messages);
-        let readers = std::mem::take(&mut self.readers);
+        let mut by_node = vec![Vec::new(); self.nodes];
+        let (nodes, readers): (Vec<usize>, Vec<Reader>) = std::mem::take(&mut self.readers).into_iter().unzip();
         let received = tokio::time::timeout(PHASE_TIMEOUT, futures_util::future::join_all(readers))
             .await
             .context("delivery timed out")?;
-        for reader in received {
-            let (reader_latencies, socket) = reader??;
-            latencies.extend(reader_latencies);
+        for (node, reader) in nodes.into_iter().zip(received) {
+            let (latencies, socket) = reader??;
+            by_node[node].extend(latencies);
             self.finished.push(socket);
         }
         let elapsed = start.elapsed().as_secs_f64();
@@ -232,7 +248,8 @@ impl Room {
         Ok(FanOut {
             deliveries_per_second: deliveries / elapsed,
             cpu_us_per_delivery: cpu * 1e6 / deliveries,
-            latency: percentiles(latencies),
+            latency: percentiles(by_node.concat()),
+            latency_by_node: by_node.into_iter().map(percentiles).collect(),
             setup: self.setup,
         })
     }
