@@ -6,12 +6,16 @@
 //! - `peer`: a connection as the rest of the host sees it; `outbox`: its
 //!   bounded queue of outgoing frames;
 //! - `presence`: who is in a tracked room, Phoenix-style;
-//! - `store`: the key-value store, bounded in keys and bytes;
-//! - `timers`: the plugin's timers, and the clock they run on.
+//! - `store`: the key-value store, bounded in keys and bytes; `kv`: the
+//!   plugin's calls on it, in memory or, clustered, in Redis;
+//! - `timers`: the plugin's timers, and the clock they run on;
+//! - `remote`: the link to the other nodes, when clustered.
 
+mod kv;
 pub(crate) mod outbox;
 pub(crate) mod peer;
 mod presence;
+mod remote;
 mod store;
 pub(crate) mod timers;
 
@@ -27,7 +31,7 @@ use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
 use crate::channel::timers::{Clock, Timers};
-use crate::cluster::{Cluster, Sink, Topic, Write, Written};
+use crate::cluster::{Cluster, Topic};
 use crate::config::Limits;
 use crate::metrics::PluginMetrics;
 use crate::rate_limit::{TokenBucket, Verdict};
@@ -172,39 +176,6 @@ impl Channel {
             presence_events_dropped: AtomicU64::new(0),
             metrics: PluginMetrics::default(),
             cluster: None,
-        }
-    }
-
-    /// The same channel, sharing its rooms, users and broadcasts with the
-    /// other nodes of `cluster` (see [`Channel::attach`]).
-    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Channel {
-        self.cluster = cluster;
-        self
-    }
-
-    /// Receive what the other nodes publish for this plugin (once the
-    /// channel is shared).
-    pub(crate) fn attach(self: &Arc<Self>) {
-        if let Some(cluster) = &self.cluster {
-            let sink: Arc<dyn Sink> = Arc::clone(self) as Arc<dyn Sink>;
-            cluster.attach(&self.name, Arc::downgrade(&sink));
-        }
-    }
-
-    /// Start or stop receiving `topic` from the other nodes: called when
-    /// its first local member arrives and when its last one leaves.
-    fn subscribe(&self, topic: Topic<'_>, wanted: bool) {
-        match (&self.cluster, wanted) {
-            (Some(cluster), true) => cluster.subscribe(&self.name, topic),
-            (Some(cluster), false) => cluster.unsubscribe(&self.name, topic),
-            (None, _) => {}
-        }
-    }
-
-    /// Send `frame` to `topic`'s connections on the other nodes.
-    fn publish_to_cluster(&self, topic: Topic<'_>, frame: &Message) {
-        if let Some(cluster) = &self.cluster {
-            cluster.publish(&self.name, topic, frame);
         }
     }
 
@@ -437,18 +408,6 @@ impl Channel {
         Ok(())
     }
 
-    /// Presence changes another node caused: told to the channel's members
-    /// at once, and to the plugin's `on-presence` by `drive_timers`.
-    fn apply_remote_presence(&self, members: &mut Members, changes: Vec<(Arc<str>, Vec<Change>)>) {
-        if changes.is_empty() {
-            return;
-        }
-        for (room, changes) in changes {
-            self.announce(members, &room, &changes, None);
-        }
-        self.presence_from_cluster.notify_one();
-    }
-
     /// Whether presence changed since the last `take_presence_events`: a
     /// shared lock, for the check after every callback.
     pub(crate) fn presence_changed(&self) -> bool {
@@ -539,82 +498,6 @@ impl Channel {
         fan_out(&self.metrics, members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
     }
 
-    /// The value under `key` in this node's in-memory store (the test kit's
-    /// view; the plugin's calls go through [`Channel::kv_get`]).
-    pub(crate) fn stored(&self, key: &str) -> Option<Vec<u8>> {
-        self.store.lock().get(key)
-    }
-
-    /// The value under `key`: from memory, or from the store the nodes
-    /// share when clustered (where a Redis failure reads as absent, logged).
-    pub(crate) async fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        let Some(cluster) = &self.cluster else { return self.stored(key) };
-        cluster.kv_get(&self.name, key).await.unwrap_or_else(|error| {
-            tracing::warn!(plugin = &*self.name, "the shared store cannot be read: {error}");
-            None
-        })
-    }
-
-    pub(crate) async fn kv_set(&self, key: String, value: Vec<u8>) -> Result<(), CallError> {
-        if self.cluster.is_none() {
-            return self.store.lock().set(key, value);
-        }
-        match self.shared_write(&key, Write::Set(Some(&value))).await? {
-            Written::Done | Written::NotDone => Ok(()),
-            refused => Err(self.store_full(refused)),
-        }
-    }
-
-    pub(crate) async fn kv_delete(&self, key: &str) -> bool {
-        if self.cluster.is_none() {
-            return self.store.lock().delete(key);
-        }
-        self.shared_write(key, Write::Set(None)).await == Ok(Written::Done)
-    }
-
-    pub(crate) async fn kv_compare_and_swap(
-        &self,
-        key: String,
-        expected: Option<&[u8]>,
-        value: Option<Vec<u8>>,
-    ) -> Result<bool, CallError> {
-        if self.cluster.is_none() {
-            return self.store.lock().compare_and_swap(key, expected, value);
-        }
-        match self.shared_write(&key, Write::CompareAndSwap { expected, value: value.as_deref() }).await? {
-            Written::Done => Ok(true),
-            Written::NotDone => Ok(false),
-            refused => Err(self.store_full(refused)),
-        }
-    }
-
-    /// One write to the shared store, its sizes checked here and its
-    /// counts and bytes by the script, atomically.
-    async fn shared_write(&self, key: &str, write: Write<'_>) -> Result<Written, CallError> {
-        let Some(cluster) = &self.cluster else { return Ok(Written::NotDone) };
-        let value = match write {
-            Write::Set(value) | Write::CompareAndSwap { value, .. } => value,
-        };
-        self.store_limits().check(key, value)?;
-        let (max_keys, max_bytes) = (self.limits.kv_max_keys, self.limits.kv_max_bytes);
-        cluster.kv_write(&self.name, key, write, max_keys, max_bytes).await.map_err(|error| {
-            tracing::warn!(plugin = &*self.name, "the shared store cannot be written: {error}");
-            CallError::InvalidArgument(format!("the shared store is unavailable: {error}"))
-        })
-    }
-
-    fn store_full(&self, refused: Written) -> CallError {
-        let (max_keys, max_bytes) = (self.limits.kv_max_keys, self.limits.kv_max_bytes);
-        match refused {
-            Written::TooManyKeys => CallError::InvalidArgument(format!("store full ({max_keys} keys)")),
-            _ => CallError::InvalidArgument(format!("store full ({max_bytes} bytes of keys and values)")),
-        }
-    }
-
-    fn store_limits(&self) -> StoreLimits {
-        store_limits(&self.limits)
-    }
-
     /// Set (or replace) timer `name`, due in `after` (and every `after` if `repeat`).
     pub(crate) fn set_timer(&self, name: String, after: Duration, repeat: bool) -> Result<(), CallError> {
         self.check_name("timer name", &name)?;
@@ -685,45 +568,6 @@ impl Channel {
             }
         }
         members.presence_events.push((room.to_owned(), joins, leaves));
-    }
-}
-
-/// What another node published for this plugin reaches this node's
-/// connections as if published here (but is not sent on again).
-impl Sink for Channel {
-    fn deliver(&self, topic: Topic<'_>, frame: Message) {
-        match topic {
-            Topic::Room(room) => self.deliver_to_room(room, &frame, None),
-            Topic::User(user) => self.deliver_to_user(user, &frame),
-            Topic::All => self.deliver_to_all(&frame, None),
-        };
-    }
-
-    fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64) {
-        let mut members = self.members.write();
-        if let Some(change) = members.presence.report(room, node, user, count, seq) {
-            self.apply_remote_presence(&mut members, vec![(room.into(), vec![change])]);
-        }
-    }
-
-    fn retain_nodes(&self, alive: &dyn Fn(u64) -> bool) {
-        let mut members = self.members.write();
-        let changes = members.presence.retain_nodes(alive);
-        self.apply_remote_presence(&mut members, changes);
-    }
-
-    fn report_all(&self) {
-        let Some(cluster) = &self.cluster else { return };
-        let members = self.members.read();
-        for room in members.presence.rooms() {
-            for (user, here) in members.presence.local_users(room) {
-                cluster.report_presence(&self.name, room, &user, here);
-            }
-        }
-    }
-
-    fn tracks(&self, room: &str) -> bool {
-        self.members.read().presence.is_tracked(room)
     }
 }
 

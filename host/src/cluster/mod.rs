@@ -6,7 +6,8 @@
 //! - `wire`: the Redis channel names and the payload layout;
 //! - `queue`: the bounded queues between the node and Redis;
 //! - `redis`: the connections and the tasks that drain the queues;
-//! - `liveness`: which nodes are alive, and presence kept in Redis.
+//! - `liveness`: which nodes are alive, and presence kept in Redis;
+//! - `kv`: the plugins' key-value stores, shared in Redis.
 //!
 //! A message crosses Redis once per publish, whatever the number of nodes
 //! and recipients: one `PUBLISH` to the topic's channel, which a node
@@ -24,10 +25,11 @@
 //! dropped by the others, its users leaving every room with a
 //! `presence_diff`; one that stops gracefully says so at once.
 //!
-//! Redis being down or slow never blocks a callback: publishing is a push
-//! into a bounded queue, and what does not fit (or fails) is dropped,
-//! counted and logged once per outage; the node keeps serving its own
-//! connections.
+//! Redis being down or slow never blocks a callback's sends and publishes:
+//! publishing is a push into a bounded queue, and what does not fit (or
+//! fails) is dropped, counted and logged at growing intervals; the node
+//! keeps serving its own connections. Only the key-value calls wait for
+//! Redis (one round trip each, under the callback's deadline).
 
 mod kv;
 mod liveness;

@@ -1,0 +1,96 @@
+//! A channel's link to the other nodes (when clustered): what it publishes
+//! goes to them, what they publish and report arrives through [`Sink`].
+
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::channel::presence::Change;
+use crate::channel::{Channel, Members};
+use crate::cluster::{Cluster, Sink, Topic};
+
+impl Channel {
+    /// The same channel, sharing its rooms, users and broadcasts with the
+    /// other nodes of `cluster` (see [`Channel::attach`]).
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Channel {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Receive what the other nodes publish for this plugin (once the
+    /// channel is shared).
+    pub(crate) fn attach(self: &Arc<Self>) {
+        if let Some(cluster) = &self.cluster {
+            let sink: Arc<dyn Sink> = Arc::clone(self) as Arc<dyn Sink>;
+            cluster.attach(&self.name, Arc::downgrade(&sink));
+        }
+    }
+
+    /// Start or stop receiving `topic` from the other nodes: called when
+    /// its first local member arrives and when its last one leaves.
+    pub(super) fn subscribe(&self, topic: Topic<'_>, wanted: bool) {
+        match (&self.cluster, wanted) {
+            (Some(cluster), true) => cluster.subscribe(&self.name, topic),
+            (Some(cluster), false) => cluster.unsubscribe(&self.name, topic),
+            (None, _) => {}
+        }
+    }
+
+    /// Send `frame` to `topic`'s connections on the other nodes.
+    pub(super) fn publish_to_cluster(&self, topic: Topic<'_>, frame: &Message) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(&self.name, topic, frame);
+        }
+    }
+
+    /// Presence changes another node caused: told to the channel's members
+    /// at once, and to the plugin's `on-presence` by `drive_timers`.
+    fn apply_remote_presence(&self, members: &mut Members, changes: Vec<(Arc<str>, Vec<Change>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        for (room, changes) in changes {
+            self.announce(members, &room, &changes, None);
+        }
+        self.presence_from_cluster.notify_one();
+    }
+}
+
+/// What another node published for this plugin reaches this node's
+/// connections as if published here (but is not sent on again).
+impl Sink for Channel {
+    fn deliver(&self, topic: Topic<'_>, frame: Message) {
+        match topic {
+            Topic::Room(room) => self.deliver_to_room(room, &frame, None),
+            Topic::User(user) => self.deliver_to_user(user, &frame),
+            Topic::All => self.deliver_to_all(&frame, None),
+        };
+    }
+
+    fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64) {
+        let mut members = self.members.write();
+        if let Some(change) = members.presence.report(room, node, user, count, seq) {
+            self.apply_remote_presence(&mut members, vec![(room.into(), vec![change])]);
+        }
+    }
+
+    fn retain_nodes(&self, alive: &dyn Fn(u64) -> bool) {
+        let mut members = self.members.write();
+        let changes = members.presence.retain_nodes(alive);
+        self.apply_remote_presence(&mut members, changes);
+    }
+
+    fn report_all(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let members = self.members.read();
+        for room in members.presence.rooms() {
+            for (user, here) in members.presence.local_users(room) {
+                cluster.report_presence(&self.name, room, &user, here);
+            }
+        }
+    }
+
+    fn tracks(&self, room: &str) -> bool {
+        self.members.read().presence.is_tracked(room)
+    }
+}
