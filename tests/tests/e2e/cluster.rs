@@ -485,3 +485,34 @@ async fn two_players_on_two_nodes_play_one_game_from_the_shared_store() -> anyho
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_shared_store_refuses_writes_while_redis_is_down_and_serves_again_after() -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let node = TestServer::start_with(&[plugins::PROBE], config(&redis)).await?;
+    let mut client = node.connect("/probe/echo").await?;
+    client.recv_text().await?; // hello
+    client.send_text("kvfill:1:3").await?;
+    assert_eq!(client.recv_text().await?, "stored 1");
+    redis.kill()?;
+    client.send_text("kvfill:1:3").await?;
+    let refused = client.recv_text().await?;
+    assert!(
+        refused.starts_with("stored 0; refused: HostError::InvalidArgument")
+            && refused.contains("shared store is unavailable"),
+        "{refused}"
+    );
+    client.send_text("echo while down").await?;
+    assert_eq!(client.recv_text().await?, "echo while down", "the connection is still served");
+    redis.restart().await?;
+    let started = std::time::Instant::now();
+    loop {
+        client.send_text("kvfill:1:3").await?;
+        if client.recv_text().await? == "stored 1" {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "the store never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
