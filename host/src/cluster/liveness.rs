@@ -21,6 +21,24 @@ fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Take node number `node` in the live nodes' set, unless a live node
+/// holds it.
+pub(super) async fn claim(commands: &mut ::redis::aio::ConnectionManager, node: u64) -> RedisResult<bool> {
+    let now = now_ms();
+    let added: u64 = ::redis::pipe()
+        .zrembyscore(wire::ALIVE, "-inf", now)
+        .ignore()
+        .cmd("ZADD")
+        .arg(wire::ALIVE)
+        .arg("NX")
+        .arg(now + ms(NODE_TTL))
+        .arg(node)
+        .query_async::<(u64,)>(commands)
+        .await?
+        .0;
+    Ok(added == 1)
+}
+
 impl Cluster {
     /// Say this node is alive (until now + [`NODE_TTL`]); at start-up, and
     /// then every [`HEARTBEAT`].
@@ -52,10 +70,11 @@ impl Cluster {
             }
             match self.heartbeat_once().await {
                 Ok(alive) if self.disrupted.lock().elapsed() >= NODE_TTL => {
+                    self.set_up(true, None);
                     let alive = |node| node == self.node || alive.contains(&node);
                     self.each_sink(|sink| sink.retain_nodes(&alive));
                 }
-                Ok(_) => {}
+                Ok(_) => self.set_up(true, None),
                 Err(error) => self.set_up(false, Some(&error)),
             }
         }
@@ -97,11 +116,15 @@ impl Cluster {
                 Ok(read) => read,
                 Err(error) => return cluster.set_up(false, Some(&error)),
             };
+            // Right after a Redis restart (or this node's start) the live
+            // nodes may not have said so yet: take every entry, delete none;
+            // the heartbeat drops the dead ones once the TTL has passed.
+            let settled = cluster.disrupted.lock().elapsed() >= NODE_TTL;
             let mut dead = Vec::new();
             for (field, value) in &entries {
                 match wire::parse_presence_entry(field, value) {
                     Some((node, _, _, _)) if node == cluster.node => {}
-                    Some((node, user, count, seq)) if alive.contains(&node) => {
+                    Some((node, user, count, seq)) if alive.contains(&node) || !settled => {
                         sink.presence(&room, node, user, count, seq);
                     }
                     _ => dead.push(field),

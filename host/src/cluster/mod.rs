@@ -116,7 +116,7 @@ enum Outgoing {
 /// This node's link to the others.
 pub(crate) struct Cluster {
     /// This node's number, unique among the nodes sharing the Redis (from
-    /// `INCR`): the high bits of its connection ids, and the origin of its
+    /// the live nodes' set, see `redis::claim_node_number`): the high bits of its connection ids, and the origin of its
     /// messages.
     node: u64,
     /// Messages for Redis.
@@ -302,7 +302,11 @@ impl Cluster {
         if self.up.swap(up, Ordering::Relaxed) != up {
             self.metrics.up.set(i64::from(up));
             match (up, error) {
-                (true, _) => tracing::info!("cluster: Redis reachable again"),
+                (true, _) => {
+                    tracing::info!("cluster: Redis reachable again");
+                    // It may have restarted empty, and reports sent meanwhile were dropped.
+                    self.each_sink(|sink| sink.report_all());
+                }
                 (false, Some(error)) => {
                     tracing::warn!("cluster: Redis unreachable, serving local connections only: {error}")
                 }

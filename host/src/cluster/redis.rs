@@ -17,6 +17,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use super::liveness::claim;
 use super::queue::BoundedQueue;
 use super::{Cluster, ClusterError, NODE_SHIFT, NODES, Outgoing, wire};
 use crate::config::ClusterSettings;
@@ -42,8 +43,7 @@ pub(super) async fn connect(
     let unreachable = |source| ClusterError::Unreachable { url: url.to_owned(), source };
     let mut commands =
         ConnectionManager::new_with_config(client.clone(), manager_config()).await.map_err(unreachable)?;
-    let counter: u64 = ::redis::cmd("INCR").arg("sb:nodes").query_async(&mut commands).await.map_err(unreachable)?;
-    let node = counter % NODES + 1;
+    let node = claim_node_number(&mut commands).await.map_err(unreachable)?;
     debug_assert!(node << NODE_SHIFT < 1 << 53);
     metrics.up.set(1);
     let cluster = Arc::new(Cluster {
@@ -79,6 +79,23 @@ pub(super) async fn connect(
     ];
     *cluster.tasks.lock() = tasks;
     Ok(cluster)
+}
+
+/// A node number no live node holds, claimed in the live nodes' set.
+/// Random rather than counted: a Redis that restarted empty would count
+/// from 1 again, next to live nodes that hold the small numbers.
+async fn claim_node_number(commands: &mut ConnectionManager) -> Result<u64, RedisError> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let mut candidate = seed.finish();
+    loop {
+        let node = candidate % NODES + 1;
+        if claim(commands, node).await? {
+            return Ok(node);
+        }
+        candidate = candidate.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Reconnect quickly and keep trying; give up on a command after 2 s, so
@@ -210,8 +227,6 @@ async fn subscribe(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                 active.extend(wanted);
                 if resubscribe {
                     cluster.set_up(true, None);
-                    // Redis may have restarted empty: this node's presence goes back in.
-                    cluster.each_sink(|sink| sink.report_all());
                     tracing::info!(channels = active.len(), "cluster: subscribed again after a lost connection");
                 }
                 backoff = Duration::from_millis(50);

@@ -382,9 +382,12 @@ async fn a_killed_node_leaves_everyones_presence_within_the_ttl_and_a_stopped_on
         Ok(redis::cmd("HKEYS").arg("sb:p:4:chatlobby").query(&mut connection)?)
     };
     assert!(fields()?.iter().any(|field| field.ends_with(":ann")), "{:?}", fields()?);
-    let newcomer = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
-    let (mut carol, _) = connect(&newcomer, "/chat/lobby?user=carol").await?;
-    View::default().until(&mut carol, |view| view.has("bob") && view.has("carol")).await?;
+    // The survivor (connected for longer than the node TTL) reads it again
+    // when it starts receiving the room anew.
+    bob.close().await?;
+    redis.wait_for_subscribers(LOBBY, 0).await?;
+    let (mut carol, _) = connect(&survivor, "/chat/lobby?user=carol").await?;
+    View::default().until(&mut carol, |view| view.has("carol")).await?;
     let started = std::time::Instant::now();
     while fields()?.iter().any(|field| field.ends_with(":ann")) {
         anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "ann's entry stayed: {:?}", fields()?);
@@ -514,5 +517,62 @@ async fn the_shared_store_refuses_writes_while_redis_is_down_and_serves_again_af
         anyhow::ensure!(started.elapsed() < switchboard_tests::TIMEOUT, "the store never came back");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn presence_survives_a_redis_restart_without_false_departures() -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let nodes = nodes(&redis, 2, &[plugins::CHAT]).await?;
+    let (mut ann, _) = connect(&nodes[0], "/chat/lobby?user=ann").await?;
+    let (_bob, _) = connect(&nodes[1], "/chat/lobby?user=bob").await?;
+    let mut anns_view = View::default();
+    anns_view.until(&mut ann, |view| view.has("ann") && view.has("bob")).await?;
+    redis.restart().await?;
+    // Both nodes come back to Redis and report their users again: a node
+    // that starts receiving the room afterwards reads both from the hash.
+    redis.wait_for_subscribers(LOBBY, 2).await?;
+    let late = TestServer::start_with(&[plugins::CHAT], config(&redis)).await?;
+    let (mut carol, _) = connect(&late, "/chat/lobby?user=carol").await?;
+    View::default().until(&mut carol, |view| view.has("ann") && view.has("bob") && view.has("carol")).await?;
+    // Past the node TTL and a few heartbeats: nobody was taken for dead
+    // while Redis had forgotten the live nodes.
+    anns_view.until(&mut ann, |view| view.has("carol")).await?;
+    ann.send_json(&json!({"type": "ping"})).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(14);
+    while std::time::Instant::now() < deadline {
+        let wait = deadline - std::time::Instant::now();
+        // Nothing more to read before the deadline ends the watch.
+        let Ok(frame) = ann.recv_json_within(wait).await else { break };
+        assert_ne!(frame["type"], "presence_diff", "a false departure after the restart: {frame}");
+    }
+    assert!(anns_view.departures.is_empty(), "{anns_view:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn messages_that_do_not_fit_the_queue_to_redis_reach_local_members_only_and_are_counted() -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let mut small = config(&redis);
+    small.cluster.publish_queue = 1;
+    small.metrics.listen = Some("127.0.0.1:0".parse()?);
+    let node = TestServer::start_with(&[plugins::CHAT], small).await?;
+    let (mut speaker, _) = connect(&node, "/chat/lobby").await?;
+    let (mut neighbour, _) = connect(&node, "/chat/lobby").await?;
+    redis.wait_for_subscribers(LOBBY, 1).await?;
+    redis.kill()?;
+    // The publisher is stuck on the dead connection: one message waits, the rest do not fit.
+    for n in 0..10 {
+        say(&mut speaker, &n.to_string()).await?;
+    }
+    for n in 0..10 {
+        assert_eq!(next_message(&mut neighbour).await?, n.to_string(), "local members get everything");
+    }
+    let samples = node.scrape().await?;
+    let dropped = samples
+        .iter()
+        .find(|(name, _)| name == r#"switchboard_cluster_dropped_total{reason="publish_queue_full"}"#)
+        .map_or(0.0, |(_, value)| *value);
+    assert!(dropped >= 8.0, "{samples:?}");
     Ok(())
 }
