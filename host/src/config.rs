@@ -193,6 +193,21 @@ limits! {
         kv_max_value_size: usize = 1 << 20;
         /// Bytes (keys and values) in a plugin's key-value store.
         kv_max_bytes: usize = 64 << 20;
+        /// Messages kept per room for clients that come back with
+        /// `?recover=` (see README, "History and recovery"); 0 keeps none and
+        /// delivers room messages as published. At most `send_queue` / 2: a
+        /// recovery queues them at once.
+        history_size: usize = 0;
+        /// How long a kept message stays recoverable.
+        history_ttl: Duration = Duration::from_secs(300), with "duration", "optional_duration";
+        /// Bytes of history kept per room; at most `send_queue_bytes` / 2.
+        history_room_bytes: usize = 1 << 20;
+        /// Rooms whose history a plugin keeps at once; beyond it the least
+        /// recently used room's history is dropped (its clients then
+        /// recover with `recovered:false`).
+        history_rooms: usize = 10_000;
+        /// Bytes of history a plugin keeps in all its rooms together.
+        history_bytes: usize = 64 << 20;
         /// Log records per second a plugin may write (token bucket refill);
         /// the rest are dropped and counted.
         log_records_per_second: u32 = 100;
@@ -447,6 +462,19 @@ impl Config {
             check(limits.log_records_per_second >= 1, "log_records_per_second must be at least 1")?;
             check(limits.log_burst >= 1, "log_burst must be at least 1")?;
             check(limits.max_log_record >= 16, "max_log_record must be at least 16 bytes")?;
+            if limits.history_size > 0 {
+                check(limits.history_size <= limits.send_queue / 2, "history_size must be at most send_queue / 2")?;
+                check(
+                    limits.history_room_bytes <= limits.send_queue_bytes / 2,
+                    "history_room_bytes must be at most send_queue_bytes / 2",
+                )?;
+                check(
+                    limits.history_room_bytes <= limits.history_bytes,
+                    "history_room_bytes must be at most history_bytes",
+                )?;
+                check(limits.history_rooms >= 1, "history_rooms must be at least 1")?;
+                check(!limits.history_ttl.is_zero(), "history_ttl must be positive")?;
+            }
         }
         let limits = &self.limits;
         let check =
@@ -552,6 +580,17 @@ mod tests {
         listed.sort_unstable();
         all.sort_unstable();
         assert_eq!(listed, all, "switchboard.toml lists every limit");
+    }
+
+    #[test]
+    fn history_must_fit_an_outbox_when_it_is_on() {
+        let history = |extra: &str| Config::from_toml(&format!("[plugin.chat.limits]\nhistory_size = 100\n{extra}"));
+        assert!(history("").is_ok());
+        assert!(matches!(history("send_queue = 100"), Err(ConfigError::Invalid(_))));
+        assert!(matches!(history("history_room_bytes = 8388608"), Err(ConfigError::Invalid(_))));
+        assert!(matches!(history("history_bytes = 1000"), Err(ConfigError::Invalid(_))));
+        // Off, the history settings do not matter.
+        assert!(Config::from_toml("[plugin.chat.limits]\nsend_queue = 10\nhistory_bytes = 1").is_ok());
     }
 
     #[test]

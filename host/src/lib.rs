@@ -23,7 +23,8 @@
 //!
 //! Beside them: `config` (every setting and limit, with its default),
 //! `close` (every close code the host sends, with its meaning),
-//! `rate_limit` (the token bucket of connections and of plugin logs) and
+//! `rate_limit` (the token bucket of connections and of plugin logs),
+//! `random` (ids that must not repeat across restarts) and
 //! `metrics/` (every Prometheus metric, and the per-plugin handles every
 //! layer records through; `net/metrics.rs` serves them).
 //!
@@ -40,6 +41,7 @@ mod config;
 mod loading;
 mod metrics;
 mod net;
+mod random;
 mod rate_limit;
 mod runtime;
 mod storage;

@@ -28,6 +28,9 @@ function joinRoom() {
   chat = new Channel(`/chat/${encodeURIComponent($("room").value)}?user=${encodeURIComponent(name)}`, {
     onOpen: () => ($("status").textContent = "connected"),
     onClose: () => ($("status").textContent = "reconnecting…"),
+    onRecovered: (room, recovered) => {
+      if (!recovered) append($("messages"), `<i>earlier messages of ${escape(room)} could not be recovered</i>`);
+    },
     onMessage: (message) => {
       switch (message.type) {
         case "message":

@@ -1,7 +1,8 @@
 // The demo page in headless Chromium, against the real server and plugins:
 // two pages chat, a notification published with curl reaches the feed, and
 // the two pages play tic-tac-toe to the end, both boards following every
-// move; then the same with the two pages on two nodes sharing one Redis. A
+// move; then the same with the two pages on two nodes sharing one Redis;
+// then a page whose connection drops shows, once back, what it missed. A
 // screenshot is kept in target/browser/demo.png.
 //
 // Run: `npm test` in this folder (after `npm ci`), with Debian's chromium
@@ -79,9 +80,10 @@ after(async () => {
   for (const child of processes) child.kill("SIGTERM");
 });
 
-async function open(name, address) {
+async function open(name, address, prepare = async () => {}) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   page.on("pageerror", (error) => assert.fail(`page error on ${name}'s page: ${error}`));
+  await prepare(page);
   await page.goto(`${address}/?name=${name}`);
   await page.locator("#status", { hasText: "connected" }).waitFor();
   return page;
@@ -137,4 +139,38 @@ test("the same with the two pages on two nodes sharing one Redis", async () => {
   const bob = await open("bob", second);
   // The event is published on ann's node: `delivered` counts that node's recipients.
   await playTogether(ann, bob, first, 1);
+});
+
+test("a page that lost its connection shows what it missed, once, when it comes back", async () => {
+  const address = await startServer(`[plugin.chat.limits]\nhistory_size = 100\n`);
+  // Ann's chat socket goes through a switch the test can turn off (a network drop).
+  let online = true;
+  let current = null;
+  const urls = [];
+  const ann = await open("ann", address, (page) =>
+    page.routeWebSocket(/\/chat\//, (socket) => {
+      urls.push(socket.url());
+      if (!online) return socket.close({ code: 4000, reason: "offline" });
+      current = socket;
+      socket.connectToServer();
+    }),
+  );
+  const bob = await open("bob", address);
+  for (const page of [ann, bob]) await page.locator("#present", { hasText: "ann, bob" }).waitFor();
+  await bob.fill("#chat-input", "before the drop");
+  await bob.click("#chat-form button");
+  await ann.locator("#messages li", { hasText: "before the drop" }).waitFor();
+
+  online = false;
+  current.close({ code: 4000, reason: "network drop" });
+  await ann.locator("#status", { hasText: "reconnecting" }).waitFor();
+  await bob.fill("#chat-input", "said while ann was away");
+  await bob.click("#chat-form button");
+  await bob.locator("#messages li", { hasText: "said while ann was away" }).waitFor();
+  online = true;
+  await ann.locator("#messages li", { hasText: "said while ann was away" }).waitFor();
+  assert.equal(await ann.locator("#messages li", { hasText: "before the drop" }).count(), 1, "nothing twice");
+  assert.equal(await ann.locator("#messages li", { hasText: "could not be recovered" }).count(), 0);
+  assert.ok(urls.at(-1).includes("recover="), `came back with its position: ${urls.at(-1)}`);
+  await Promise.all([ann.close(), bob.close()]);
 });

@@ -6,27 +6,32 @@
 //! - `peer`: a connection as the rest of the host sees it; `outbox`: its
 //!   bounded queue of outgoing frames;
 //! - `presence`: who is in a tracked room, Phoenix-style;
+//! - `history`: the rooms' recent messages, for clients that come back;
 //! - `store`: the key-value store, bounded in keys and bytes; `kv`: the
 //!   plugin's calls on it, in memory or, clustered, in Redis;
 //! - `timers`: the plugin's timers, and the clock they run on;
-//! - `remote`: the link to the other nodes, when clustered.
+//! - `remote`: the link to the other nodes, when clustered; `streams`: the
+//!   history rooms then, whose history is in Redis.
 
+pub(crate) mod history;
 mod kv;
 pub(crate) mod outbox;
 pub(crate) mod peer;
 mod presence;
 mod remote;
 mod store;
+mod streams;
 pub(crate) mod timers;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::channel::history::{History, HistoryLimits, Requested};
 use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
@@ -63,6 +68,16 @@ pub(crate) struct Channel {
     store: Mutex<Store>,
     /// The plugin's timers: here, so that they survive reloads.
     timers: Mutex<Timers>,
+    /// The rooms' recent messages (with `history_size`). Held while a
+    /// history room's message is queued for its members, so that every
+    /// member gets a room's messages in offset order.
+    history: Mutex<History>,
+    /// Where the store and, at a graceful stop, the history are saved.
+    durable: Option<Arc<Durable>>,
+    /// The history rooms with local members, when clustered.
+    streams: Mutex<streams::Streams>,
+    /// This channel, for the tasks it starts (reads of Redis).
+    me: OnceLock<Weak<Channel>>,
     /// Wakes whoever fires the timers when they change: a timer set now
     /// may be due before the one it sleeps for.
     pub(crate) timers_changed: tokio::sync::Notify,
@@ -111,6 +126,8 @@ struct Member {
     /// The connection, as rooms and users hold it too.
     peer: Arc<Peer>,
     rooms: HashSet<Arc<str>>,
+    /// The positions it asked to recover from, used at its joins.
+    recover: Requested,
     /// The user this connection is bound to; kept after it closes, until
     /// `remove`, so that `on-close` can still ask.
     user: Option<Arc<str>>,
@@ -124,6 +141,8 @@ pub(crate) struct Stats {
     pub(crate) tracked_rooms: usize,
     pub(crate) kv_keys: usize,
     pub(crate) kv_bytes: usize,
+    pub(crate) history_rooms: usize,
+    pub(crate) history_bytes: usize,
     pub(crate) timers: usize,
     pub(crate) log_dropped: u64,
     pub(crate) presence_events_dropped: u64,
@@ -152,7 +171,7 @@ impl Channel {
     /// (and written back to it), when there is one.
     pub(crate) fn new(name: &str, limits: Limits, durable: Option<Arc<Durable>>) -> Channel {
         let store_limits = store_limits(&limits);
-        let store = match durable {
+        let store = match durable.clone() {
             Some(durable) => Store::load(store_limits, durable, name.into()),
             None => Store::new(store_limits),
         };
@@ -162,7 +181,25 @@ impl Channel {
             dropped: 0,
         };
         let timers = Timers::new(limits.max_timers, limits.min_timer_interval);
+        let mut history = History::new(HistoryLimits {
+            size: limits.history_size,
+            ttl: limits.history_ttl,
+            room_bytes: limits.history_room_bytes,
+            rooms: limits.history_rooms,
+            bytes: limits.history_bytes,
+        });
+        if let Some(durable) = &durable {
+            match durable.take_history(name) {
+                Ok(rooms) if history.enabled() => history.restore(rooms, Instant::now()),
+                Ok(_) => {}
+                Err(error) => tracing::error!(plugin = name, "the rooms' saved history cannot be read: {error}"),
+            }
+        }
         Channel {
+            history: Mutex::new(history),
+            durable: durable.clone(),
+            streams: Mutex::default(),
+            me: OnceLock::new(),
             name: name.into(),
             limits,
             timers: Mutex::new(timers),
@@ -203,10 +240,11 @@ impl Channel {
         self.admitted.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// A new connection joins the channel (in no room yet).
-    pub(crate) fn add(&self, peer: Arc<Peer>) {
+    /// A new connection joins the channel (in no room yet), asking to
+    /// recover the history rooms of `recover` when it joins them.
+    pub(crate) fn add(&self, peer: Arc<Peer>, recover: Requested) {
         let conn = peer.id;
-        self.members.write().peers.insert(conn, Member { peer, rooms: HashSet::new(), user: None });
+        self.members.write().peers.insert(conn, Member { peer, rooms: HashSet::new(), recover, user: None });
     }
 
     /// Take a connection out of all its rooms (and out of its user's
@@ -253,8 +291,11 @@ impl Channel {
             let store = self.store.lock();
             (store.len(), store.bytes())
         };
+        let (history_rooms, history_bytes) = self.history.lock().size();
         Stats {
             connections,
+            history_rooms,
+            history_bytes,
             rooms,
             tracked_rooms,
             kv_keys,
@@ -284,6 +325,19 @@ impl Channel {
             self.subscribe(Topic::Room(&room), true);
         }
         local.insert(conn, Arc::clone(&member.peer));
+        let mut history = self.history.lock();
+        if self.streamed() {
+            self.join_stream(&room, conn, member.recover.take(&room));
+        } else if history.enabled() {
+            let frames = history.join(&room, member.recover.take(&room), self.clock.now());
+            for frame in frames {
+                let bytes = frame.len();
+                if member.peer.send(frame) == Sent::Queued {
+                    self.metrics.sent(1, bytes);
+                }
+            }
+        }
+        drop(history);
         if members.presence.is_tracked(&room) {
             let peer = Arc::clone(&member.peer);
             let user = member.user.clone();
@@ -320,6 +374,9 @@ impl Channel {
         if emptied {
             members.presence.forget(room);
             self.subscribe(Topic::Room(room), false);
+        }
+        if self.streamed() {
+            self.leave_stream(room, conn, emptied);
         }
     }
 
@@ -474,9 +531,39 @@ impl Channel {
     /// node; the frame's bytes are shared, not copied. Returns how many of
     /// this node's members got it.
     pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
+        if self.streamed()
+            && let Message::Text(text) = frame
+        {
+            return self.publish_streamed(room, text, except);
+        }
+        if let Some(reached) = self.publish_with_history(room, frame, except) {
+            return reached;
+        }
         let reached = self.deliver_to_room(room, frame, except);
         self.publish_to_cluster(Topic::Room(room), frame);
         reached
+    }
+
+    /// `publish` in a history room: the message numbered and kept, then
+    /// queued for the members while the history is held (so that members
+    /// get the room's messages in offset order), and the publisher left out
+    /// told its position. `None` when the message is not kept.
+    fn publish_with_history(&self, room: &str, frame: &Message, except: Option<ConnId>) -> Option<u32> {
+        let members = self.members.read();
+        let mut history = self.history.lock();
+        if !history.enabled() {
+            return None;
+        }
+        let (frame, position) = history.publish(room, frame, self.clock.now())?;
+        let Some(local) = members.rooms.get(room) else { return Some(0) };
+        let reached = fan_out(&self.metrics, local.iter(), &frame, except);
+        if let Some(publisher) = except.and_then(|except| local.get(&except)) {
+            let bytes = position.len();
+            if publisher.send(position) == Sent::Queued {
+                self.metrics.sent(1, bytes);
+            }
+        }
+        Some(reached)
     }
 
     fn deliver_to_room(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
@@ -496,6 +583,16 @@ impl Channel {
     fn deliver_to_all(&self, frame: &Message, except: Option<ConnId>) -> u32 {
         let members = self.members.read();
         fan_out(&self.metrics, members.peers.iter().map(|(conn, member)| (conn, &member.peer)), frame, except)
+    }
+
+    /// Save the rooms' history for the next start (a graceful stop, once
+    /// no callback runs).
+    pub(crate) fn save_history(&self) {
+        let Some(durable) = &self.durable else { return };
+        let rooms = self.history.lock().save(self.clock.now());
+        if let Err(error) = durable.save_history(&self.name, &rooms) {
+            tracing::error!(plugin = &*self.name, "the rooms' history cannot be saved: {error}");
+        }
     }
 
     /// Set (or replace) timer `name`, due in `after` (and every `after` if `repeat`).

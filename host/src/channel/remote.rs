@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 use crate::channel::presence::Change;
 use crate::channel::{Channel, Members};
@@ -13,6 +14,10 @@ impl Channel {
     /// The same channel, sharing its rooms, users and broadcasts with the
     /// other nodes of `cluster` (see [`Channel::attach`]).
     pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Channel {
+        if cluster.is_some() {
+            // Redis keeps the history then (`streams`).
+            self.history.get_mut().disable();
+        }
         self.cluster = cluster;
         self
     }
@@ -20,6 +25,7 @@ impl Channel {
     /// Receive what the other nodes publish for this plugin (once the
     /// channel is shared).
     pub(crate) fn attach(self: &Arc<Self>) {
+        let _ = self.me.set(Arc::downgrade(self));
         if let Some(cluster) = &self.cluster {
             let sink: Arc<dyn Sink> = Arc::clone(self) as Arc<dyn Sink>;
             cluster.attach(&self.name, Arc::downgrade(&sink));
@@ -65,6 +71,20 @@ impl Sink for Channel {
             Topic::User(user) => self.deliver_to_user(user, &frame),
             Topic::All => self.deliver_to_all(&frame, None),
         };
+    }
+
+    fn deliver_numbered(&self, room: &str, epoch: &str, offset: u64, except: u64, text: &str) {
+        self.deliver_streamed(room, epoch, offset, except, text);
+    }
+
+    fn deliver_unnumbered(&self, room: &str, text: Utf8Bytes, except: u64) {
+        self.deliver_to_room(room, &Message::Text(text), Some(except));
+    }
+
+    fn subscribed(&self, room: &str, again: bool) {
+        if self.streamed() {
+            self.stream_subscribed(room, again);
+        }
     }
 
     fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64) {

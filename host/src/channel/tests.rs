@@ -8,7 +8,7 @@ fn channel_with(ids: &[ConnId], limits: Limits) -> (Channel, Vec<Arc<Peer>>) {
     let channel = Channel::new("test", limits, None);
     let peers: Vec<_> = ids.iter().map(|id| Arc::new(Peer::new(*id, "/test", &channel, 8, 1 << 20))).collect();
     for peer in &peers {
-        channel.add(Arc::clone(peer));
+        channel.add(Arc::clone(peer), Default::default());
     }
     (channel, peers)
 }

@@ -86,13 +86,16 @@ impl Cluster {
         *self.disrupted.lock() = Instant::now();
     }
 
-    /// This node now receives `channel`: when it is a room whose presence
-    /// its plugin tracks, read what the other live nodes reported for it
-    /// (reports from now on arrive on the channel; the sequence numbers
-    /// sort out the overlap).
-    pub(super) fn subscribed(self: &Arc<Self>, channel: &str) {
+    /// This node now receives `channel` (`again`: after a lost connection):
+    /// the room's channel hears (its history rooms catch up), and when its
+    /// plugin tracks the room's presence, read what the other live nodes
+    /// reported for it (reports from now on arrive on the channel; the
+    /// sequence numbers sort out the overlap).
+    pub(super) fn subscribed(self: &Arc<Self>, channel: &str, again: bool) {
         let Some((plugin, Topic::Room(room))) = wire::parse_channel_name(channel) else { return };
-        if self.sink(plugin).is_some_and(|sink| sink.tracks(room)) {
+        let Some(sink) = self.sink(plugin) else { return };
+        sink.subscribed(room, again);
+        if sink.tracks(room) {
             self.read_presence(plugin, room);
         }
     }

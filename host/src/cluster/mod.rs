@@ -7,7 +7,8 @@
 //! - `queue`: the bounded queues between the node and Redis;
 //! - `redis`: the connections and the tasks that drain the queues;
 //! - `liveness`: which nodes are alive, and presence kept in Redis;
-//! - `kv`: the plugins' key-value stores, shared in Redis.
+//! - `kv`: the plugins' key-value stores, shared in Redis;
+//! - `history`: the rooms' history, a Redis stream per room.
 //!
 //! A message crosses Redis once per publish, whatever the number of nodes
 //! and recipients: one `PUBLISH` to the topic's channel, which a node
@@ -31,13 +32,14 @@
 //! keeps serving its own connections. Only the key-value calls wait for
 //! Redis (one round trip each, under the callback's deadline).
 
+mod history;
 mod kv;
 mod liveness;
 mod queue;
 mod redis;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -49,10 +51,12 @@ use tokio::sync::Notify;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 use crate::config::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
+pub(crate) use self::history::{Bounds, Stream, now_ms};
 pub(crate) use self::kv::{Write, Written};
 use self::queue::BoundedQueue;
 pub(crate) use self::wire::Topic;
@@ -89,6 +93,14 @@ pub(crate) trait Sink: Send + Sync {
     /// Hand `frame`, published to `topic` on another node, to the local
     /// connections it is for.
     fn deliver(&self, topic: Topic<'_>, frame: Message);
+    /// Hand a numbered message of history room `room` (from any node, this
+    /// one too) to its local members but `except`.
+    fn deliver_numbered(&self, room: &str, epoch: &str, offset: u64, except: u64, text: &str);
+    /// A history message Redis did not take: to the local members but
+    /// `except`, unnumbered.
+    fn deliver_unnumbered(&self, room: &str, text: Utf8Bytes, except: u64);
+    /// The node now receives `room` (`again`: after a lost connection).
+    fn subscribed(&self, room: &str, again: bool);
     /// Node `node` has `count` connections of `user` in `room` (its report
     /// number `seq`).
     fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64);
@@ -111,6 +123,8 @@ enum Outgoing {
     /// This node is leaving: out of the live nodes, and told on the control
     /// channel; the sender hears when it is done.
     Gone(oneshot::Sender<()>),
+    /// A history room's message: numbered, kept and published by one script.
+    History(history::Numbered),
 }
 
 /// This node's link to the others.
@@ -146,6 +160,10 @@ pub(crate) struct Cluster {
     /// Set once the node leaves: it no longer says it is alive, nor reports
     /// presence, which the other nodes have dropped.
     leaving: AtomicBool,
+    /// History rooms that had messages Redis did not take: (plugin, room),
+    /// reset to a new epoch before the next publish (at most
+    /// [`MAX_LOST_HISTORY`]; beyond, the rest are logged and not reset).
+    lost_history: Mutex<HashSet<(String, String)>>,
     /// When Redis last failed or lost the connection (see `heartbeat`).
     disrupted: Mutex<std::time::Instant>,
     metrics: ClusterMetrics,
@@ -164,6 +182,8 @@ impl fmt::Debug for Cluster {
 const NODE_SHIFT: u32 = 36;
 /// Node numbers wrap at this many nodes started (node 0 is a single node).
 const NODES: u64 = (1 << 16) - 1;
+/// History rooms remembered as having lost messages during an outage.
+const MAX_LOST_HISTORY: usize = 100_000;
 
 impl Cluster {
     /// Join the nodes sharing `settings.redis`: connect (Redis must answer
@@ -252,6 +272,10 @@ impl Cluster {
             (wire::Payload::Frame(frame), _, _) => {
                 self.metrics.received.inc();
                 sink.deliver(topic, frame);
+            }
+            (wire::Payload::History { epoch, offset, except, text }, Topic::Room(room), _) => {
+                self.metrics.received.inc();
+                sink.deliver_numbered(room, &epoch, offset, except, &text);
             }
             (wire::Payload::Presence { seq, count, user }, Topic::Room(room), Some(node)) => {
                 sink.presence(room, node, &user, count, seq);

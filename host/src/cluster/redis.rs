@@ -16,7 +16,9 @@ use ::redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, R
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
+use super::history;
 use super::liveness::claim;
 use super::queue::BoundedQueue;
 use super::{Cluster, ClusterError, NODE_SHIFT, NODES, Outgoing, wire};
@@ -54,6 +56,7 @@ pub(super) async fn connect(
         disrupted: Mutex::new(Instant::now()),
         incoming: BoundedQueue::new(settings.receive_queue, settings.receive_queue_bytes),
         subscriptions: Mutex::new(Default::default()),
+        lost_history: Mutex::new(Default::default()),
         subscriptions_changed: Notify::new(),
         resubscribe: AtomicBool::new(false),
         leaving: AtomicBool::new(false),
@@ -85,10 +88,7 @@ pub(super) async fn connect(
 /// Random rather than counted: a Redis that restarted empty would count
 /// from 1 again, next to live nodes that hold the small numbers.
 async fn claim_node_number(commands: &mut ConnectionManager) -> Result<u64, RedisError> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
-    seed.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    let mut candidate = seed.finish();
+    let mut candidate = crate::random::random_u64();
     loop {
         let node = candidate % NODES + 1;
         if claim(commands, node).await? {
@@ -121,7 +121,7 @@ impl Cluster {
                 else {
                     return self.dropped("malformed", 1);
                 };
-                if wire::origin(&payload) == Some(self.node) {
+                if wire::origin(&payload) == Some(self.node) && !wire::delivered_by_origin_too(&payload) {
                     return;
                 }
                 let Ok(channel) = String::from_utf8(channel) else { return self.dropped("malformed", 1) };
@@ -149,10 +149,13 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
     loop {
         let mut messages = cluster.outgoing.take_all().await;
         while !messages.is_empty() {
+            // Rooms that lost messages start a new epoch before they get more.
+            cluster.reset_lost_history().await;
             let rest = messages.split_off(messages.len().min(BATCH));
             let mut pipeline = ::redis::pipe();
             let mut published = 0;
             let mut done = Vec::new();
+            let mut numbered = Vec::new();
             for message in messages {
                 match message {
                     Outgoing::Publish { channel, payload } => {
@@ -166,6 +169,14 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                         };
                         // A tracked room's hash outlives its last report by a day at most.
                         pipeline.expire(&key, PRESENCE_KEY_TTL).ignore().publish(channel, payload.as_ref()).ignore();
+                    }
+                    Outgoing::History(message) => {
+                        if numbered.is_empty() {
+                            history::load_publish(&mut pipeline);
+                        }
+                        history::add_publish(&mut pipeline, cluster.node, &message);
+                        numbered.push(message);
+                        published += 1;
                     }
                     Outgoing::Gone(sent) => {
                         pipeline.zrem(wire::ALIVE, cluster.node).ignore();
@@ -184,6 +195,16 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                 Err(error) => {
                     cluster.dropped("redis_error", published);
                     cluster.set_up(false, Some(&error));
+                    // History messages reach this node's members at least,
+                    // and their rooms start new epochs.
+                    for message in numbered {
+                        cluster.history_lost(&message.plugin, &message.room);
+                        if let (Some(sink), Ok(text)) =
+                            (cluster.sink(&message.plugin), Utf8Bytes::try_from(message.text))
+                        {
+                            sink.deliver_unnumbered(&message.room, text, message.except);
+                        }
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -206,11 +227,14 @@ async fn subscribe(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
         let resubscribe = cluster.resubscribe.swap(false, Ordering::Relaxed);
         let mut wanted = Vec::new();
         let mut unwanted = Vec::new();
+        // Wanted again before it was dropped: in place all along.
+        let mut kept = Vec::new();
         for (channel, want) in changes {
             match (want, active.contains(&channel)) {
                 (true, false) => wanted.push(channel),
                 (false, true) => unwanted.push(channel),
-                _ => {}
+                (true, true) => kept.push(channel),
+                (false, false) => {}
             }
         }
         if resubscribe {
@@ -222,7 +246,10 @@ async fn subscribe(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                     active.remove(channel);
                 }
                 for channel in &wanted {
-                    cluster.subscribed(channel);
+                    cluster.subscribed(channel, resubscribe);
+                }
+                for channel in &kept {
+                    cluster.subscribed(channel, false);
                 }
                 active.extend(wanted);
                 if resubscribe {

@@ -38,6 +38,9 @@ const TEXT: u8 = 0;
 const BINARY: u8 = 1;
 const PRESENCE: u8 = 2;
 const GONE: u8 = 3;
+/// A numbered message of a history room, as the publish script sends it:
+/// the header, `<epoch> <offset> <except>\n`, the text.
+const HISTORY: u8 = 4;
 
 /// The channel every node subscribes to, for news about nodes.
 pub(crate) const CONTROL: &str = "sb:ctl";
@@ -54,6 +57,9 @@ pub(crate) enum Payload {
     Presence { seq: u64, count: u32, user: String },
     /// The origin is leaving: its connections are gone.
     Gone,
+    /// A numbered message of a history room (`except`: the connection left
+    /// out, 0 for none).
+    History { epoch: String, offset: u64, except: u64, text: Utf8Bytes },
 }
 
 /// The Redis hash of `room`'s presence in `plugin`.
@@ -135,11 +141,23 @@ pub(crate) fn encode(origin: u64, frame: &Message) -> Option<Bytes> {
     Some(payload.freeze())
 }
 
+/// The header of a history message from `origin`, which the publish
+/// script completes with the position and the text.
+pub(crate) fn history_header(origin: u64) -> Bytes {
+    header(origin, HISTORY, 0).freeze()
+}
+
 /// The node a payload came from, read without decoding the rest (to drop a
 /// node's own messages as they come back).
 pub(crate) fn origin(payload: &[u8]) -> Option<u64> {
     let bytes = payload.get(1..9)?;
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Whether the origin delivers this payload when Redis hands it back: a
+/// history message is delivered only then, once numbered.
+pub(crate) fn delivered_by_origin_too(payload: &[u8]) -> bool {
+    payload.get(9) == Some(&HISTORY)
 }
 
 /// What a payload carries; `None` for a payload of another version or
@@ -160,6 +178,16 @@ pub(crate) fn decode(payload: Bytes) -> Option<Payload> {
             Some(Payload::Presence { seq, count, user })
         }
         GONE => Some(Payload::Gone),
+        HISTORY => {
+            let end = data.iter().position(|byte| *byte == b'\n')?;
+            let position = std::str::from_utf8(&data[..end]).ok()?;
+            let mut fields = position.split(' ');
+            let epoch = fields.next()?.to_owned();
+            let offset = fields.next()?.parse().ok()?;
+            let except = fields.next()?.parse().ok()?;
+            let text = Utf8Bytes::try_from(data.slice(end + 1..)).ok()?;
+            Some(Payload::History { epoch, offset, except, text })
+        }
         _ => None,
     }
 }
@@ -219,6 +247,22 @@ mod tests {
         assert_eq!(parse_presence_entry(&field, "2:99"), Some((3, "a:b", 2, 99)));
         assert_eq!(parse_presence_entry("x:a", "2:99"), None);
         assert_eq!(parse_presence_entry(&field, "2"), None);
+    }
+
+    #[test]
+    fn history_messages_carry_their_position() {
+        let mut payload = history_header(5).to_vec();
+        payload.extend_from_slice(b"00ff 42 7\n{\"a\":1}");
+        assert_eq!(origin(&payload), Some(5));
+        assert!(delivered_by_origin_too(&payload));
+        assert!(!delivered_by_origin_too(&encode(5, &Message::text("x")).expect("encodes")));
+        let expected = Payload::History { epoch: "00ff".into(), offset: 42, except: 7, text: "{\"a\":1}".into() };
+        assert_eq!(decode(Bytes::from(payload)), Some(expected));
+        for broken in [&b"00ff 42\nx"[..], b"00ff x 7\nx", b"00ff 42 7"] {
+            let mut payload = history_header(5).to_vec();
+            payload.extend_from_slice(broken);
+            assert_eq!(decode(Bytes::from(payload)), None);
+        }
     }
 
     #[test]

@@ -499,10 +499,14 @@ impl Registry {
         })
     }
 
-    /// Write every store change to disk and close the store file (on
-    /// shutdown, once no callback runs).
+    /// Write every store change and the rooms' history to disk and close
+    /// the store file (on shutdown, once no callback runs).
     pub(crate) fn close_storage(&self) {
         if let Some(durable) = &self.durable {
+            let channels: Vec<Arc<Channel>> = self.channels.lock().values().cloned().collect();
+            for channel in channels {
+                channel.save_history();
+            }
             durable.close();
         }
     }
@@ -537,6 +541,8 @@ impl Registry {
                     "tracked_rooms": stats.tracked_rooms,
                     "kv_keys": stats.kv_keys,
                     "kv_bytes": stats.kv_bytes,
+                    "history_rooms": stats.history_rooms,
+                    "history_bytes": stats.history_bytes,
                     "timers": stats.timers,
                     "log_dropped": stats.log_dropped,
                     "presence_events_dropped": stats.presence_events_dropped,

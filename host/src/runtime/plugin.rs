@@ -23,6 +23,7 @@ use super::Compiled;
 use super::bindings::{self, CloseInfo, Payload};
 use super::instance::Instance;
 use crate::channel::Channel;
+use crate::channel::history::Requested;
 use crate::channel::peer::{ConnId, Peer};
 use crate::close::Close;
 use crate::metrics::PluginMetrics;
@@ -279,7 +280,7 @@ impl Plugin {
             return Err(Rejection { code: why.code(), reason: why.reason().to_owned() });
         }
         let conn = peer.id;
-        self.channel.add(peer);
+        self.channel.add(peer, Requested::from_query(&request.query));
         let request = bindings::ConnectRequest {
             connection: conn,
             route: request.route,

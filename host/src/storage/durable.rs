@@ -12,6 +12,11 @@
 //! What a graceful stop has queued is written before the server exits
 //! ([`Durable::close`]); a crash (`kill -9`) loses at most the changes of
 //! the commit in progress and those queued behind it (a few milliseconds).
+//!
+//! The rooms' history (`channel/history.rs`) is saved too, but only by a
+//! graceful stop, and taken (read and deleted) at the next start: after a
+//! crash there is none, and the rooms start new epochs, rather than old
+//! offsets being handed out again for other messages.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,10 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 
 /// Every plugin's entries: (plugin name, key) → value.
 const KV: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("kv");
+
+/// The rooms' history saved by a graceful stop: (plugin, room) → the ring,
+/// as `channel/history.rs` encodes it.
+const HISTORY: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("history");
 
 /// How long the writer waits before it tries a failed commit again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -113,6 +122,42 @@ impl Durable {
             entries.push((key.to_owned(), value.value().to_vec()));
         }
         Ok(entries)
+    }
+
+    /// Take the history `plugin` saved: read and deleted in one
+    /// transaction, so that a run that ends without saving leaves nothing
+    /// to be taken for current.
+    pub(crate) fn take_history(&self, plugin: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let failed = |error: &dyn std::fmt::Display| StorageError::Read(error.to_string());
+        let db = self.shared.db.lock();
+        let db = db.as_ref().ok_or_else(|| StorageError::Read("the store is closed".into()))?;
+        let transaction = db.begin_write().map_err(|error| failed(&error))?;
+        let mut rooms = Vec::new();
+        {
+            let mut table = transaction.open_table(HISTORY).map_err(|error| failed(&error))?;
+            let taken = table.extract_from_if((plugin, "").., |(owner, _), _| owner == plugin);
+            for entry in taken.map_err(|error| failed(&error))? {
+                let (key, value) = entry.map_err(|error| failed(&error))?;
+                rooms.push((key.value().1.to_owned(), value.value().to_vec()));
+            }
+        }
+        transaction.commit().map_err(|error| failed(&error))?;
+        Ok(rooms)
+    }
+
+    /// Save `plugin`'s history, room by room (a graceful stop).
+    pub(crate) fn save_history(&self, plugin: &str, rooms: &[(String, Vec<u8>)]) -> Result<(), StorageError> {
+        let failed = |error: &dyn std::fmt::Display| StorageError::Read(error.to_string());
+        let db = self.shared.db.lock();
+        let db = db.as_ref().ok_or_else(|| StorageError::Read("the store is closed".into()))?;
+        let transaction = db.begin_write().map_err(|error| failed(&error))?;
+        {
+            let mut table = transaction.open_table(HISTORY).map_err(|error| failed(&error))?;
+            for (room, ring) in rooms {
+                table.insert((plugin, room.as_str()), ring.as_slice()).map_err(|error| failed(&error))?;
+            }
+        }
+        transaction.commit().map_err(|error| failed(&error))
     }
 
     /// Queue a change of `plugin`'s `key` (`None` deletes it).
@@ -249,6 +294,19 @@ mod tests {
         let entries: HashMap<String, Vec<u8>> =
             Durable::open(&path).unwrap().load("chat").unwrap().into_iter().collect();
         assert_eq!(entries.get("counter"), Some(&9_999u32.to_le_bytes().to_vec()), "the last write won");
+    }
+
+    #[test]
+    fn saved_history_is_taken_once_and_plugins_do_not_mix() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Durable::open(&folder.path().join("store.redb")).unwrap();
+        assert!(store.take_history("chat").unwrap().is_empty());
+        let rooms = vec![("lobby".to_owned(), b"ring".to_vec()), ("x".to_owned(), b"other".to_vec())];
+        store.save_history("chat", &rooms).unwrap();
+        store.save_history("chatty", &[("lobby".to_owned(), b"not chat's".to_vec())]).unwrap();
+        assert_eq!(store.take_history("chat").unwrap(), rooms);
+        assert!(store.take_history("chat").unwrap().is_empty(), "taken: a crash after this leaves none");
+        assert_eq!(store.take_history("chatty").unwrap().len(), 1);
     }
 
     #[test]

@@ -12,6 +12,9 @@ mod auth;
 mod chat;
 /// Several nodes through one Redis: rooms, users, broadcasts, outages.
 mod cluster;
+/// History rooms over several nodes: one numbering, recovery on any node,
+/// gaps filled from the stream, a lost history told.
+mod cluster_history;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
 /// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.
@@ -23,6 +26,9 @@ mod echo;
 mod faults;
 /// The tic-tac-toe plugin: players, spectators, moves, a game to the end.
 mod game;
+/// History and recovery: a client that comes back gets what it missed, or
+/// `recovered:false`; the history's bounds.
+mod history;
 /// HTTP before the upgrade: 404, 426.
 mod http;
 /// A plugin written in JavaScript (componentize-js), served by the unchanged host.
