@@ -208,6 +208,17 @@ limits! {
         history_rooms: usize = 10_000;
         /// Bytes of history a plugin keeps in all its rooms together.
         history_bytes: usize = 64 << 20;
+        /// Messages kept per user who has no connection, for their next
+        /// one (`send-to-user`; see README, "Messages for offline users");
+        /// 0 keeps none: a message to an offline user is dropped.
+        mailbox_size: usize = 0;
+        /// Bytes kept per offline user (the oldest messages go first).
+        mailbox_bytes: usize = 64 << 10;
+        /// Offline users a plugin keeps messages for at once; a message for
+        /// one more is dropped (logged).
+        mailbox_users: usize = 10_000;
+        /// Bytes a plugin keeps for all its offline users together.
+        mailbox_total_bytes: usize = 64 << 20;
         /// Log records per second a plugin may write (token bucket refill);
         /// the rest are dropped and counted.
         log_records_per_second: u32 = 100;

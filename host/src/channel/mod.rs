@@ -7,17 +7,23 @@
 //!   bounded queue of outgoing frames;
 //! - `presence`: who is in a tracked room, Phoenix-style;
 //! - `history`: the rooms' recent messages, for clients that come back;
+//!   `recovery`: publishing to them and joining them, on one node;
 //! - `store`: the key-value store, bounded in keys and bytes; `kv`: the
 //!   plugin's calls on it, in memory or, clustered, in Redis;
+//! - `mailbox`: messages kept for users who are not connected; `offline`:
+//!   `send-to-user` for them, on one node or through Redis;
 //! - `timers`: the plugin's timers, and the clock they run on;
 //! - `remote`: the link to the other nodes, when clustered; `streams`: the
 //!   history rooms then, whose history is in Redis.
 
 pub(crate) mod history;
 mod kv;
+mod mailbox;
+mod offline;
 pub(crate) mod outbox;
 pub(crate) mod peer;
 mod presence;
+mod recovery;
 mod remote;
 mod store;
 mod streams;
@@ -76,6 +82,11 @@ pub(crate) struct Channel {
     durable: Option<Arc<Durable>>,
     /// The history rooms with local members, when clustered.
     streams: Mutex<streams::Streams>,
+    /// Messages kept for users connected nowhere (one node; clustered,
+    /// Redis keeps them).
+    mailboxes: Mutex<mailbox::Mailboxes>,
+    /// Users whose first connection here is registering in Redis.
+    claims: Mutex<offline::Claims>,
     /// This channel, for the tasks it starts (reads of Redis).
     me: OnceLock<Weak<Channel>>,
     /// Wakes whoever fires the timers when they change: a timer set now
@@ -143,6 +154,8 @@ pub(crate) struct Stats {
     pub(crate) kv_bytes: usize,
     pub(crate) history_rooms: usize,
     pub(crate) history_bytes: usize,
+    pub(crate) mailbox_users: usize,
+    pub(crate) mailbox_bytes: usize,
     pub(crate) timers: usize,
     pub(crate) log_dropped: u64,
     pub(crate) presence_events_dropped: u64,
@@ -199,6 +212,8 @@ impl Channel {
             history: Mutex::new(history),
             durable: durable.clone(),
             streams: Mutex::default(),
+            mailboxes: Mutex::new(Channel::mailboxes(&limits, durable.as_ref(), name)),
+            claims: Mutex::default(),
             me: OnceLock::new(),
             name: name.into(),
             limits,
@@ -262,6 +277,7 @@ impl Channel {
             && remove_from_group(&mut members.users, user, conn)
         {
             self.subscribe(Topic::User(user), false);
+            self.last_connection_of(user);
         }
         left.iter().map(|room| room.to_string()).collect()
     }
@@ -292,7 +308,10 @@ impl Channel {
             (store.len(), store.bytes())
         };
         let (history_rooms, history_bytes) = self.history.lock().size();
+        let (mailbox_users, mailbox_bytes) = self.mailboxes.lock().size();
         Stats {
+            mailbox_users,
+            mailbox_bytes,
             connections,
             history_rooms,
             history_bytes,
@@ -325,19 +344,9 @@ impl Channel {
             self.subscribe(Topic::Room(&room), true);
         }
         local.insert(conn, Arc::clone(&member.peer));
-        let mut history = self.history.lock();
-        if self.streamed() {
-            self.join_stream(&room, conn, member.recover.take(&room));
-        } else if history.enabled() {
-            let frames = history.join(&room, member.recover.take(&room), self.clock.now());
-            for frame in frames {
-                let bytes = frame.len();
-                if member.peer.send(frame) == Sent::Queued {
-                    self.metrics.sent(1, bytes);
-                }
-            }
+        if self.limits.history_size > 0 {
+            self.join_history(&room, member);
         }
-        drop(history);
         if members.presence.is_tracked(&room) {
             let peer = Arc::clone(&member.peer);
             let user = member.user.clone();
@@ -415,12 +424,15 @@ impl Channel {
             && remove_from_group(&mut members.users, previous, conn)
         {
             self.subscribe(Topic::User(previous), false);
+            self.last_connection_of(previous);
         }
         let connections = members.users.entry(Arc::clone(&user)).or_default();
-        if connections.is_empty() {
-            self.subscribe(Topic::User(&user), true);
-        }
+        let first = connections.is_empty();
         connections.insert(conn, Arc::clone(&member.peer));
+        if first {
+            self.subscribe(Topic::User(&user), true);
+            self.first_connection_of(&user, &member.peer);
+        }
         let rooms: Vec<Arc<str>> = member.rooms.iter().cloned().collect();
         for room in &rooms {
             let left = previous.as_ref().and_then(|previous| self.depart(members, room, previous));
@@ -501,14 +513,32 @@ impl Channel {
 
     /// Queue `frame` for every open connection of `user`, on every node;
     /// returns how many of this node's got it.
+    /// A user connected nowhere gets it later, when the plugin keeps
+    /// messages for offline users (see `offline`).
     pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
-        let reached = self.deliver_to_user(user, frame);
+        let members = self.members.read();
+        if let Some(connections) = members.users.get(user) {
+            let reached = fan_out(&self.metrics, connections.iter(), frame, None);
+            drop(members);
+            self.publish_to_cluster(Topic::User(user), frame);
+            return reached;
+        }
+        if self.keeps_mail() {
+            self.deliver_or_keep(user, frame);
+            return 0;
+        }
+        drop(members);
         self.publish_to_cluster(Topic::User(user), frame);
-        reached
+        0
     }
 
+    /// What another node sent to `user`: to its connections here (held
+    /// while the user registers, see `offline`).
     fn deliver_to_user(&self, user: &str, frame: &Message) -> u32 {
         let members = self.members.read();
+        if self.hold_for_claim(user, frame) {
+            return 0;
+        }
         let Some(connections) = members.users.get(user) else { return 0 };
         fan_out(&self.metrics, connections.iter(), frame, None)
     }
@@ -531,39 +561,17 @@ impl Channel {
     /// node; the frame's bytes are shared, not copied. Returns how many of
     /// this node's members got it.
     pub(crate) fn publish(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {
-        if self.streamed()
+        if self.limits.history_size > 0
             && let Message::Text(text) = frame
         {
-            return self.publish_streamed(room, text, except);
-        }
-        if let Some(reached) = self.publish_with_history(room, frame, except) {
-            return reached;
+            return match self.cluster {
+                Some(_) => self.publish_streamed(room, text, except),
+                None => self.publish_numbered(room, frame, except),
+            };
         }
         let reached = self.deliver_to_room(room, frame, except);
         self.publish_to_cluster(Topic::Room(room), frame);
         reached
-    }
-
-    /// `publish` in a history room: the message numbered and kept, then
-    /// queued for the members while the history is held (so that members
-    /// get the room's messages in offset order), and the publisher left out
-    /// told its position. `None` when the message is not kept.
-    fn publish_with_history(&self, room: &str, frame: &Message, except: Option<ConnId>) -> Option<u32> {
-        let members = self.members.read();
-        let mut history = self.history.lock();
-        if !history.enabled() {
-            return None;
-        }
-        let (frame, position) = history.publish(room, frame, self.clock.now())?;
-        let Some(local) = members.rooms.get(room) else { return Some(0) };
-        let reached = fan_out(&self.metrics, local.iter(), &frame, except);
-        if let Some(publisher) = except.and_then(|except| local.get(&except)) {
-            let bytes = position.len();
-            if publisher.send(position) == Sent::Queued {
-                self.metrics.sent(1, bytes);
-            }
-        }
-        Some(reached)
     }
 
     fn deliver_to_room(&self, room: &str, frame: &Message, except: Option<ConnId>) -> u32 {

@@ -81,6 +81,10 @@ impl Sink for Channel {
         self.deliver_to_room(room, &Message::Text(text), Some(except));
     }
 
+    fn user_subscribed(&self, user: &str) {
+        self.claim(user);
+    }
+
     fn subscribed(&self, room: &str, again: bool) {
         if self.streamed() {
             self.stream_subscribed(room, again);
@@ -108,6 +112,7 @@ impl Sink for Channel {
                 cluster.report_presence(&self.name, room, &user, here);
             }
         }
+        self.claim_all(&members);
     }
 
     fn tracks(&self, room: &str) -> bool {

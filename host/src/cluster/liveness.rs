@@ -92,8 +92,13 @@ impl Cluster {
     /// reported for it (reports from now on arrive on the channel; the
     /// sequence numbers sort out the overlap).
     pub(super) fn subscribed(self: &Arc<Self>, channel: &str, again: bool) {
-        let Some((plugin, Topic::Room(room))) = wire::parse_channel_name(channel) else { return };
+        let Some((plugin, topic)) = wire::parse_channel_name(channel) else { return };
         let Some(sink) = self.sink(plugin) else { return };
+        let room = match topic {
+            Topic::Room(room) => room,
+            Topic::User(user) => return sink.user_subscribed(user),
+            Topic::All => return,
+        };
         sink.subscribed(room, again);
         if sink.tracks(room) {
             self.read_presence(plugin, room);

@@ -8,7 +8,8 @@
 //! - `redis`: the connections and the tasks that drain the queues;
 //! - `liveness`: which nodes are alive, and presence kept in Redis;
 //! - `kv`: the plugins' key-value stores, shared in Redis;
-//! - `history`: the rooms' history, a Redis stream per room.
+//! - `history`: the rooms' history, a Redis stream per room;
+//! - `mailbox`: messages kept for users connected nowhere.
 //!
 //! A message crosses Redis once per publish, whatever the number of nodes
 //! and recipients: one `PUBLISH` to the topic's channel, which a node
@@ -35,6 +36,7 @@
 mod history;
 mod kv;
 mod liveness;
+mod mailbox;
 mod queue;
 mod redis;
 mod wire;
@@ -58,6 +60,7 @@ use crate::metrics::ClusterMetrics;
 
 pub(crate) use self::history::{Bounds, Stream, now_ms};
 pub(crate) use self::kv::{Write, Written};
+pub(crate) use self::mailbox::{Mail, MailBounds};
 use self::queue::BoundedQueue;
 pub(crate) use self::wire::Topic;
 
@@ -101,6 +104,8 @@ pub(crate) trait Sink: Send + Sync {
     fn deliver_unnumbered(&self, room: &str, text: Utf8Bytes, except: u64);
     /// The node now receives `room` (`again`: after a lost connection).
     fn subscribed(&self, room: &str, again: bool);
+    /// The node now receives `user`'s channel.
+    fn user_subscribed(&self, user: &str);
     /// Node `node` has `count` connections of `user` in `room` (its report
     /// number `seq`).
     fn presence(&self, room: &str, node: u64, user: &str, count: u32, seq: u64);
@@ -125,6 +130,8 @@ enum Outgoing {
     Gone(oneshot::Sender<()>),
     /// A history room's message: numbered, kept and published by one script.
     History(history::Numbered),
+    /// A step on a user's mailbox.
+    Mail(mailbox::Mail),
 }
 
 /// This node's link to the others.

@@ -18,10 +18,10 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
-use super::history;
 use super::liveness::claim;
 use super::queue::BoundedQueue;
 use super::{Cluster, ClusterError, NODE_SHIFT, NODES, Outgoing, wire};
+use super::{history, mailbox};
 use crate::config::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
@@ -156,6 +156,8 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
             let mut published = 0;
             let mut done = Vec::new();
             let mut numbered = Vec::new();
+            let mut claims = Vec::new();
+            let mut mail = 0;
             for message in messages {
                 match message {
                     Outgoing::Publish { channel, payload } => {
@@ -178,6 +180,13 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                         numbered.push(message);
                         published += 1;
                     }
+                    Outgoing::Mail(step) => {
+                        if mail == 0 {
+                            mailbox::load(&mut pipeline);
+                        }
+                        mail += 1;
+                        claims.extend(mailbox::add(&mut pipeline, cluster.node, step));
+                    }
                     Outgoing::Gone(sent) => {
                         pipeline.zrem(wire::ALIVE, cluster.node).ignore();
                         pipeline.publish(wire::CONTROL, wire::encode_gone(cluster.node).as_ref()).ignore();
@@ -186,14 +195,21 @@ async fn publish(cluster: Arc<Cluster>, mut connection: ConnectionManager) {
                 }
             }
             messages = rest;
-            match pipeline.query_async::<()>(&mut connection).await {
-                Ok(()) => {
+            match pipeline.query_async::<Vec<Value>>(&mut connection).await {
+                Ok(answers) => {
+                    // The claims' answers, in order: the only commands not ignored.
+                    for (reply, answer) in claims.drain(..).zip(answers) {
+                        let _ = reply.send(mailbox::parse_claim(answer));
+                    }
                     cluster.metrics.published.inc_by(published);
                     cluster.set_up(true, None);
                     backoff = Duration::from_millis(50);
                 }
                 Err(error) => {
-                    cluster.dropped("redis_error", published);
+                    for reply in claims.drain(..) {
+                        let _ = reply.send(None);
+                    }
+                    cluster.dropped("redis_error", published + mail);
                     cluster.set_up(false, Some(&error));
                     // History messages reach this node's members at least,
                     // and their rooms start new epochs.

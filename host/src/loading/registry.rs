@@ -543,6 +543,8 @@ impl Registry {
                     "kv_bytes": stats.kv_bytes,
                     "history_rooms": stats.history_rooms,
                     "history_bytes": stats.history_bytes,
+                    "mailbox_users": stats.mailbox_users,
+                    "mailbox_bytes": stats.mailbox_bytes,
                     "timers": stats.timers,
                     "log_dropped": stats.log_dropped,
                     "presence_events_dropped": stats.presence_events_dropped,

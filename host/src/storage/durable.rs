@@ -30,6 +30,17 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 /// Every plugin's entries: (plugin name, key) → value.
 const KV: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("kv");
 
+/// Messages kept for offline users: (plugin name, user) → the mailbox, as
+/// `channel/mailbox.rs` encodes it.
+const MAILBOX: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("mailbox");
+
+/// Which table a queued change is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Table {
+    Kv,
+    Mailbox,
+}
+
 /// The rooms' history saved by a graceful stop: (plugin, room) → the ring,
 /// as `channel/history.rs` encodes it.
 const HISTORY: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("history");
@@ -75,10 +86,13 @@ struct Shared {
     queued: Condvar,
 }
 
+/// Changes by (table, plugin, key); `None` deletes.
+type Changes = HashMap<(Table, Arc<str>, String), Option<Vec<u8>>>;
+
 #[derive(Default)]
 struct Queue {
     /// The latest change of each key not yet committed; `None` deletes.
-    changes: HashMap<(Arc<str>, String), Option<Vec<u8>>>,
+    changes: Changes,
     /// Set by `close`: write what is queued, then end.
     stop: bool,
 }
@@ -103,11 +117,24 @@ impl Durable {
 
     /// Everything stored for `plugin`.
     pub(crate) fn load(&self, plugin: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.load_table(KV, plugin)
+    }
+
+    /// The mailboxes kept for `plugin`'s users.
+    pub(crate) fn load_mailboxes(&self, plugin: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.load_table(MAILBOX, plugin)
+    }
+
+    fn load_table(
+        &self,
+        definition: TableDefinition<'static, (&str, &str), &[u8]>,
+        plugin: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let read = |error: &dyn std::fmt::Display| StorageError::Read(error.to_string());
         let db = self.shared.db.lock();
         let db = db.as_ref().ok_or_else(|| StorageError::Read("the store is closed".into()))?;
         let transaction = db.begin_read().map_err(|error| read(&error))?;
-        let table = match transaction.open_table(KV) {
+        let table = match transaction.open_table(definition) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(error) => return Err(read(&error)),
@@ -162,9 +189,18 @@ impl Durable {
 
     /// Queue a change of `plugin`'s `key` (`None` deletes it).
     pub(crate) fn write(&self, plugin: &Arc<str>, key: &str, value: Option<&[u8]>) {
+        self.queue(Table::Kv, plugin, key, value);
+    }
+
+    /// Queue a change of `plugin`'s mailbox for `user` (`None` deletes it).
+    pub(crate) fn write_mailbox(&self, plugin: &Arc<str>, user: &str, mailbox: Option<&[u8]>) {
+        self.queue(Table::Mailbox, plugin, user, mailbox);
+    }
+
+    fn queue(&self, table: Table, plugin: &Arc<str>, key: &str, value: Option<&[u8]>) {
         let mut queue = self.shared.queue.lock();
         if !queue.stop {
-            queue.changes.insert((Arc::clone(plugin), key.to_owned()), value.map(<[u8]>::to_vec));
+            queue.changes.insert((table, Arc::clone(plugin), key.to_owned()), value.map(<[u8]>::to_vec));
             self.shared.queued.notify_one();
         }
     }
@@ -224,11 +260,16 @@ fn write_behind(shared: &Shared) {
     }
 }
 
-fn commit(db: &Database, batch: &HashMap<(Arc<str>, String), Option<Vec<u8>>>) -> Result<(), redb::Error> {
+fn commit(db: &Database, batch: &Changes) -> Result<(), redb::Error> {
     let transaction = db.begin_write()?;
     {
-        let mut table = transaction.open_table(KV)?;
-        for ((plugin, key), value) in batch {
+        let mut kv = transaction.open_table(KV)?;
+        let mut mailboxes = transaction.open_table(MAILBOX)?;
+        for ((which, plugin, key), value) in batch {
+            let table = match which {
+                Table::Kv => &mut kv,
+                Table::Mailbox => &mut mailboxes,
+            };
             match value {
                 Some(value) => {
                     table.insert((&**plugin, key.as_str()), value.as_slice())?;
@@ -294,6 +335,24 @@ mod tests {
         let entries: HashMap<String, Vec<u8>> =
             Durable::open(&path).unwrap().load("chat").unwrap().into_iter().collect();
         assert_eq!(entries.get("counter"), Some(&9_999u32.to_le_bytes().to_vec()), "the last write won");
+    }
+
+    #[test]
+    fn mailboxes_are_kept_apart_from_the_key_value_store() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("store.redb");
+        let chat: Arc<str> = "chat".into();
+        {
+            let store = Durable::open(&path).unwrap();
+            store.write(&chat, "ann", Some(b"a value"));
+            store.write_mailbox(&chat, "ann", Some(b"kept"));
+            store.write_mailbox(&chat, "bob", Some(b"taken"));
+            store.write_mailbox(&chat, "bob", None);
+            store.close();
+        }
+        let store = Durable::open(&path).unwrap();
+        assert_eq!(store.load("chat").unwrap(), [("ann".to_owned(), b"a value".to_vec())]);
+        assert_eq!(store.load_mailboxes("chat").unwrap(), [("ann".to_owned(), b"kept".to_vec())]);
     }
 
     #[test]

@@ -10,18 +10,16 @@
 //! (`1160856237` reaches `/notifications/1160856237`), and any other value
 //! (a float, bool, null, object or array) is a backend mistake, logged as a
 //! warning and dropped, since a publish has no way to answer with an error.
-//! If the user has no open connection the event is kept in the host's store
-//! and delivered, in order, when they next connect. An event without
+//! If the user has no open connection on any node, the host keeps the event
+//! and hands it, in order, to their next connection: run the plugin with
+//! `mailbox_size` in its limits (`switchboard.toml` keeps 1000). An event without
 //! `user_id` goes to every subscriber. An event arrives as its payload with
 //! `type` set to the topic: `{"type":"user_created",...}`.
 
 use serde_json::{Map, Value, json};
 use switchboard_sdk::{
-    BadMessage, Conn, ConnectRequest, Message, Plugin, Reject, User, broadcast_json, kv, log, now_rfc3339,
+    BadMessage, Conn, ConnectRequest, Message, Plugin, Reject, User, broadcast_json, log, now_rfc3339,
 };
-
-/// Most events kept for one offline user; the oldest go first.
-const MAX_PENDING: usize = 1000;
 
 #[derive(Default)]
 struct Notifications;
@@ -32,24 +30,18 @@ impl Plugin for Notifications {
 
     fn on_connect(&mut self, conn: Conn, request: &ConnectRequest) -> Result<(), Reject> {
         let user = request.user_param("user_id")?;
-        // Without the binding the user's events would be kept for later, or
-        // handed over below and lost: refuse rather than pretend.
-        if let Some(user) = user
-            && let Err(error) = conn.set_user(user)
-        {
-            return Err(Reject::policy(format!("cannot subscribe: {}", error.reason())));
-        }
         let message = match user {
             Some(user) => format!("Connected to notifications for user {user}"),
             None => "Connected to notifications".to_owned(),
         };
         conn.send_json(&json!({ "type": "connected", "message": message, "timestamp": now_rfc3339() }));
-        if let Some(user) = user {
-            // What arrived while the user was away, oldest first, once.
-            for event in kv::get_json::<Vec<Value>>(&pending_key(user)).unwrap_or_default() {
-                conn.send_json(&event);
-            }
-            kv::delete(&pending_key(user));
+        // Binding the user hands over what was kept while they were away.
+        // Without it their events would be kept for later: refuse rather
+        // than pretend.
+        if let Some(user) = user
+            && let Err(error) = conn.set_user(user)
+        {
+            return Err(Reject::policy(format!("cannot subscribe: {}", error.reason())));
         }
         Ok(())
     }
@@ -89,8 +81,9 @@ impl Plugin for Notifications {
         };
         let event = Value::Object(event);
         match recipient {
-            Some(user) if User::named(&user).send_json(&event) == 0 => keep_for_later(&user, event),
-            Some(_) => {}
+            Some(user) => {
+                User::named(&user).send_json(&event);
+            }
             None => {
                 broadcast_json(&event, None);
             }
@@ -108,21 +101,6 @@ fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-fn pending_key(user: &str) -> String {
-    format!("pending:{user}")
-}
-
-fn keep_for_later(user: &str, event: Value) {
-    let key = pending_key(user);
-    let mut pending = kv::get_json::<Vec<Value>>(&key).unwrap_or_default();
-    pending.push(event);
-    let excess = pending.len().saturating_sub(MAX_PENDING);
-    pending.drain(..excess);
-    if let Err(error) = kv::set_json(&key, &pending) {
-        log::warn(&format!("cannot keep a notification for {user}: {error:?}"));
     }
 }
 

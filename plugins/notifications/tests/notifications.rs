@@ -3,10 +3,13 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use serde_json::json;
+use switchboard::Limits;
 use switchboard::testing::{ConnectError, Request, TestChannel, build_plugin};
 
+/// The plugin, with the host keeping events for offline users.
 async fn notifications() -> TestChannel {
-    TestChannel::load(build_plugin(env!("CARGO_MANIFEST_DIR")).unwrap()).await.unwrap()
+    let limits = Limits { mailbox_size: 1000, ..Limits::default() };
+    TestChannel::load_with(build_plugin(env!("CARGO_MANIFEST_DIR")).unwrap(), limits).await.unwrap()
 }
 
 #[tokio::test]
@@ -35,6 +38,14 @@ async fn events_for_an_offline_user_wait_and_arrive_in_order_on_connect() {
     user.close().await;
     let again = feed.connect("/notifications/42").await.unwrap();
     assert!(again.json_frames().iter().all(|m| m["type"] != "ping"), "delivered once");
+}
+
+#[tokio::test]
+async fn without_a_mailbox_events_for_an_offline_user_are_dropped() {
+    let feed = TestChannel::load(build_plugin(env!("CARGO_MANIFEST_DIR")).unwrap()).await.unwrap();
+    assert_eq!(feed.publish("ping", &json!({"user_id": "ann"})).await.unwrap(), 0);
+    let ann = feed.connect("/notifications/ann").await.unwrap();
+    assert!(ann.json_frames().iter().all(|m| m["type"] != "ping"));
 }
 
 #[tokio::test]

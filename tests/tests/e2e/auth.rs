@@ -82,6 +82,7 @@ async fn a_token_opens_only_its_own_subjects_notifications() -> anyhow::Result<(
     let mut config = Config::default();
     config.auth.secret = Some(SECRET.into());
     config.api.key = Some(API_KEY.into());
+    config.plugin.entry("notifications".into()).or_default().limits.mailbox_size = Some(1000);
     let server = TestServer::start_with(&[plugins::NOTIFICATIONS], config).await?;
     let event = json!({"plugin": "notifications", "topic": "invoice", "payload": {"user_id": "victim", "n": 1}});
     let body = event.to_string();

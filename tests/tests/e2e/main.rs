@@ -15,6 +15,8 @@ mod cluster;
 /// History rooms over several nodes: one numbering, recovery on any node,
 /// gaps filled from the stream, a lost history told.
 mod cluster_history;
+/// Messages for users offline on every node: kept in Redis, handed once.
+mod cluster_offline;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
 /// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.

@@ -7,6 +7,7 @@ const KEY: &str = "backend-key-for-tests";
 async fn server() -> anyhow::Result<TestServer> {
     let mut config = Config::default();
     config.api.key = Some(KEY.into());
+    config.plugin.entry("notifications".into()).or_default().limits.mailbox_size = Some(1000);
     TestServer::start_with(&[plugins::NOTIFICATIONS, plugins::CHAT], config).await
 }
 
@@ -55,6 +56,8 @@ async fn events_for_an_offline_user_wait_and_arrive_in_order_once() -> anyhow::R
         let event = json!({"plugin": "notifications", "topic": "invoice", "payload": {"user_id": "ann", "n": n}});
         assert_eq!(publish(&server, &event).await?, (200, json!({"delivered": 0})));
     }
+    let kept = server.plugin_state("notifications").await?.unwrap_or_default();
+    assert_eq!(kept["mailbox_users"], 1, "{kept}");
     let mut ann = subscribe(&server, "/notifications/ann").await?;
     for n in 1..=3 {
         let received = ann.recv_json().await?;
@@ -66,6 +69,8 @@ async fn events_for_an_offline_user_wait_and_arrive_in_order_once() -> anyhow::R
     assert_eq!(publish(&server, &live).await?, (200, json!({"delivered": 2})));
     assert_eq!(ann.recv_json().await?["n"], 4);
     assert_eq!(second_tab.recv_json().await?["n"], 4, "the kept events went to the first tab only");
+    let kept = server.plugin_state("notifications").await?.unwrap_or_default();
+    assert_eq!((&kept["mailbox_users"], &kept["mailbox_bytes"]), (&json!(0), &json!(0)), "{kept}");
     // Never twice: a reconnect gets nothing old.
     drop(ann);
     let mut again = subscribe(&server, "/notifications/ann").await?;

@@ -9,6 +9,7 @@ async fn server_on(store: &std::path::Path) -> anyhow::Result<TestServer> {
     let mut config = Config::default();
     config.api.key = Some(KEY.into());
     config.store = StoreSettings { path: Some(store.to_owned()) };
+    config.plugin.entry("notifications".into()).or_default().limits.mailbox_size = Some(1000);
     TestServer::start_with(&[plugins::NOTIFICATIONS, plugins::GAME], config).await
 }
 
@@ -80,6 +81,7 @@ async fn a_game_resumes_after_a_restart() -> anyhow::Result<()> {
 async fn without_a_store_path_nothing_survives() -> anyhow::Result<()> {
     let mut config = Config::default();
     config.api.key = Some(KEY.into());
+    config.plugin.entry("notifications".into()).or_default().limits.mailbox_size = Some(1000);
     let server = TestServer::start_with(&[plugins::NOTIFICATIONS], config.clone()).await?;
     let event = json!({"plugin": "notifications", "topic": "reminder", "payload": {"user_id": "zoe"}});
     assert_eq!(publish(&server, &event).await?, json!({"delivered": 0}));
