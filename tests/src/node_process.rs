@@ -32,13 +32,24 @@ impl NodeProcess {
     /// Start `switchboard serve --redis URL` with copies of `plugins`, and
     /// wait until it listens.
     pub fn start(plugins: &[&str], redis: &str) -> anyhow::Result<NodeProcess> {
+        NodeProcess::start_with(plugins, redis, "")
+    }
+
+    /// [`NodeProcess::start`] with `settings` (TOML) as its configuration.
+    pub fn start_with(plugins: &[&str], redis: &str, settings: &str) -> anyhow::Result<NodeProcess> {
         let folder = tempfile::tempdir()?;
+        let config = folder.path().join("switchboard.toml");
+        std::fs::write(&config, settings)?;
+        let plugins_folder = folder.path().join("plugins");
+        std::fs::create_dir(&plugins_folder)?;
         for plugin in plugins {
-            crate::copy_plugin(plugin, folder.path())?;
+            crate::copy_plugin(plugin, &plugins_folder)?;
         }
         let mut process = Command::new(binary()?)
-            .args(["serve", "--listen", "127.0.0.1:0", "--redis", redis, "--plugins"])
-            .arg(folder.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis", redis, "--config"])
+            .arg(&config)
+            .arg("--plugins")
+            .arg(&plugins_folder)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;

@@ -113,3 +113,40 @@ async fn after_a_redis_restart_connected_users_register_again_and_get_their_even
     assert_eq!(reminders_until(&mut ann, 4).await?, [2, 3, 4]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_killed_nodes_users_count_as_offline_after_the_node_ttl() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let survivor = node(&redis).await?;
+    let settings = "[plugin.notifications.limits]\nmailbox_size = 1000\n";
+    let mut killed = switchboard_tests::NodeProcess::start_with(&[plugins::NOTIFICATIONS], &redis.url(), settings)?;
+    let (ws, _) = tokio_tungstenite::connect_async(killed.url("/notifications/ann")).await?;
+    let mut ann = Client::from(ws);
+    assert_eq!(ann.recv_json().await?["type"], "connected");
+    notify(&survivor, "ann", 1).await?;
+    assert_eq!(reminders_until(&mut ann, 1).await?, [1], "registered on the node about to die");
+
+    let killed_at = std::time::Instant::now();
+    killed.kill()?;
+    // Events for her are published to nobody until the node's TTL runs
+    // out; then they are kept.
+    let kept_list = "sb:mb:13:notificationsann";
+    let mut connection = redis.client()?.get_connection()?;
+    let mut n = 1;
+    let first_kept = loop {
+        n += 1;
+        notify(&survivor, "ann", n).await?;
+        let kept: u64 = redis::cmd("LLEN").arg(kept_list).query(&mut connection)?;
+        if kept > 0 {
+            break n;
+        }
+        anyhow::ensure!(killed_at.elapsed() < std::time::Duration::from_secs(15), "never kept");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(killed_at.elapsed() <= std::time::Duration::from_secs(15), "after {:?}", killed_at.elapsed());
+    let mut ann = survivor.connect("/notifications/ann").await?;
+    assert_eq!(ann.recv_json().await?["type"], "connected");
+    assert_eq!(reminders_until(&mut ann, first_kept).await?, [first_kept]);
+    nothing_more(&mut ann).await?;
+    Ok(())
+}
