@@ -249,6 +249,47 @@ limits! {
     }
 }
 
+/// How much history a plugin keeps (its `history_*` limits), for the
+/// channel (one node) and the cluster (Redis) alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HistoryBounds {
+    pub(crate) size: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) room_bytes: usize,
+    pub(crate) rooms: usize,
+    pub(crate) bytes: usize,
+}
+
+/// How much a plugin keeps for offline users (its `mailbox_*` limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MailboxBounds {
+    pub(crate) size: usize,
+    pub(crate) bytes: usize,
+    pub(crate) users: usize,
+    pub(crate) total_bytes: usize,
+}
+
+impl Limits {
+    pub(crate) fn history(&self) -> HistoryBounds {
+        HistoryBounds {
+            size: self.history_size,
+            ttl: self.history_ttl,
+            room_bytes: self.history_room_bytes,
+            rooms: self.history_rooms,
+            bytes: self.history_bytes,
+        }
+    }
+
+    pub(crate) fn mailbox(&self) -> MailboxBounds {
+        MailboxBounds {
+            size: self.mailbox_size,
+            bytes: self.mailbox_bytes,
+            users: self.mailbox_users,
+            total_bytes: self.mailbox_total_bytes,
+        }
+    }
+}
+
 /// Longest plugin name, in characters (`a-z`, `0-9`, `-`, `_`).
 pub(crate) const MAX_PLUGIN_NAME: usize = 64;
 /// Core instances one plugin instance may create: a component made by

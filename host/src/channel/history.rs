@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::config::HistoryBounds;
 use crate::random::random_u64;
 
 /// The most rooms one `?recover=` may name: a client remembers the rooms
@@ -43,20 +44,10 @@ pub(crate) const MAX_RECOVER_ROOMS: usize = 100;
 /// buffer's header), for the byte caps.
 const ENTRY_OVERHEAD: usize = 64;
 
-/// How much history a plugin keeps (see `Limits`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HistoryLimits {
-    pub(crate) size: usize,
-    pub(crate) ttl: Duration,
-    pub(crate) room_bytes: usize,
-    pub(crate) rooms: usize,
-    pub(crate) bytes: usize,
-}
-
 /// The rings of one plugin's rooms.
 #[derive(Debug)]
 pub(crate) struct History {
-    limits: HistoryLimits,
+    limits: HistoryBounds,
     rooms: HashMap<Arc<str>, Ring>,
     /// Bytes of every ring's entries, for `history_bytes`.
     bytes: usize,
@@ -137,7 +128,7 @@ impl Requested {
 }
 
 impl History {
-    pub(crate) fn new(limits: HistoryLimits) -> History {
+    pub(crate) fn new(limits: HistoryBounds) -> History {
         History { limits, rooms: HashMap::new(), bytes: 0, clock: 0 }
     }
 

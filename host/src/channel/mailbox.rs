@@ -18,24 +18,16 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::config::MailboxBounds;
 use crate::storage::Durable;
 
 /// A kept message's cost beyond its bytes.
 const MESSAGE_OVERHEAD: usize = 32;
 
-/// How much a plugin keeps (its `mailbox_*` limits).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MailboxLimits {
-    pub(crate) size: usize,
-    pub(crate) bytes: usize,
-    pub(crate) users: usize,
-    pub(crate) total_bytes: usize,
-}
-
 /// The kept messages of one plugin's users.
 #[derive(Debug)]
 pub(crate) struct Mailboxes {
-    limits: MailboxLimits,
+    limits: MailboxBounds,
     users: HashMap<Arc<str>, Mailbox>,
     bytes: usize,
     /// Where changes are written behind, and the plugin's name there.
@@ -58,13 +50,16 @@ pub(crate) enum Refused {
 }
 
 impl Mailboxes {
-    pub(crate) fn new(limits: MailboxLimits) -> Mailboxes {
+    pub(crate) fn new(limits: MailboxBounds) -> Mailboxes {
         Mailboxes { limits, users: HashMap::new(), bytes: 0, durable: None }
     }
 
-    /// The mailboxes `plugin` kept in `durable`; changes are written back.
-    pub(crate) fn load(limits: MailboxLimits, durable: Arc<Durable>, plugin: Arc<str>) -> Mailboxes {
+    /// The mailboxes of `plugin`: those kept in `durable`, when there is
+    /// one (changes are written back to it).
+    pub(crate) fn open(limits: MailboxBounds, durable: Option<&Arc<Durable>>, plugin: &str) -> Mailboxes {
         let mut mailboxes = Mailboxes::new(limits);
+        let Some(durable) = durable else { return mailboxes };
+        let plugin: Arc<str> = plugin.into();
         match durable.load_mailboxes(&plugin) {
             Ok(users) => {
                 for (user, encoded) in users {
@@ -75,7 +70,7 @@ impl Mailboxes {
             }
             Err(error) => tracing::error!(plugin = &*plugin, "kept messages cannot be read: {error}"),
         }
-        mailboxes.durable = Some((durable, plugin));
+        mailboxes.durable = Some((Arc::clone(durable), plugin));
         mailboxes
     }
 
@@ -168,8 +163,8 @@ fn decode(mut encoded: &[u8]) -> Mailbox {
 mod tests {
     use super::*;
 
-    fn limits() -> MailboxLimits {
-        MailboxLimits { size: 3, bytes: 1000, users: 2, total_bytes: 10_000 }
+    fn limits() -> MailboxBounds {
+        MailboxBounds { size: 3, bytes: 1000, users: 2, total_bytes: 10_000 }
     }
 
     #[test]
@@ -191,7 +186,7 @@ mod tests {
         assert_eq!(mailboxes.keep("cid", &Message::text("c")), Err(Refused::Full));
         mailboxes.keep("ann", &Message::text("x".repeat(2000))).unwrap();
         assert!(mailboxes.size().1 <= 1000 + 40, "{:?}", mailboxes.size());
-        let mut off = Mailboxes::new(MailboxLimits { size: 0, ..limits() });
+        let mut off = Mailboxes::new(MailboxBounds { size: 0, ..limits() });
         assert_eq!(off.keep("ann", &Message::text("a")), Err(Refused::Off));
     }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::channel::history::{History, HistoryLimits, Requested};
+use crate::channel::history::{History, Requested};
 use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::{Change, Presence};
 use crate::channel::store::{Store, StoreLimits};
@@ -194,13 +194,7 @@ impl Channel {
             dropped: 0,
         };
         let timers = Timers::new(limits.max_timers, limits.min_timer_interval);
-        let mut history = History::new(HistoryLimits {
-            size: limits.history_size,
-            ttl: limits.history_ttl,
-            room_bytes: limits.history_room_bytes,
-            rooms: limits.history_rooms,
-            bytes: limits.history_bytes,
-        });
+        let mut history = History::new(limits.history());
         if let Some(durable) = &durable {
             match durable.take_history(name) {
                 Ok(rooms) if history.enabled() => history.restore(rooms, Instant::now()),
@@ -212,7 +206,7 @@ impl Channel {
             history: Mutex::new(history),
             durable: durable.clone(),
             streams: Mutex::default(),
-            mailboxes: Mutex::new(Channel::mailboxes(&limits, durable.as_ref(), name)),
+            mailboxes: Mutex::new(mailbox::Mailboxes::open(limits.mailbox(), durable.as_ref(), name)),
             claims: Mutex::default(),
             me: OnceLock::new(),
             name: name.into(),

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::channel::mailbox::{Mailboxes, Refused};
+use crate::channel::mailbox::Refused;
 use crate::channel::peer::{Peer, Sent};
 use crate::channel::{Channel, Members};
-use crate::cluster::{Cluster, Mail, MailBounds};
+use crate::cluster::{Cluster, Mail};
 
 /// The users whose first connection here is registering (clustered).
 #[derive(Debug, Default)]
@@ -48,12 +48,7 @@ impl Channel {
         let refused = match &self.cluster {
             Some(cluster) => {
                 let Some(payload) = Cluster::mail_payload(frame) else { return };
-                let bounds = MailBounds {
-                    size: self.limits.mailbox_size,
-                    bytes: self.limits.mailbox_bytes,
-                    users: self.limits.mailbox_users,
-                    total_bytes: self.limits.mailbox_total_bytes,
-                };
+                let bounds = self.limits.mailbox();
                 let step = Mail::DeliverOrKeep { plugin: self.name.to_string(), user: user.into(), payload, bounds };
                 !cluster.mail(step)
             }
@@ -191,24 +186,6 @@ impl Channel {
         let bytes = frame.len();
         if peer.send(frame) == Sent::Queued {
             self.metrics.sent(1, bytes);
-        }
-    }
-
-    /// The mailboxes of a new channel: from `durable` when there is one.
-    pub(super) fn mailboxes(
-        limits: &crate::config::Limits,
-        durable: Option<&Arc<crate::storage::Durable>>,
-        name: &str,
-    ) -> Mailboxes {
-        let limits = crate::channel::mailbox::MailboxLimits {
-            size: limits.mailbox_size,
-            bytes: limits.mailbox_bytes,
-            users: limits.mailbox_users,
-            total_bytes: limits.mailbox_total_bytes,
-        };
-        match durable {
-            Some(durable) => Mailboxes::load(limits, Arc::clone(durable), name.into()),
-            None => Mailboxes::new(limits),
         }
     }
 }

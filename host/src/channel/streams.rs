@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use crate::channel::Channel;
 use crate::channel::history::{self, Position};
 use crate::channel::peer::{ConnId, Peer, Sent};
-use crate::cluster::{Bounds, Stream, now_ms};
+use crate::cluster::{Stream, now_ms};
 
 /// The history rooms with local members.
 #[derive(Debug, Default)]
@@ -91,15 +91,6 @@ impl Channel {
         self.cluster.is_some() && self.limits.history_size > 0
     }
 
-    fn bounds(&self) -> Bounds {
-        Bounds {
-            size: self.limits.history_size,
-            room_bytes: self.limits.history_room_bytes,
-            rooms: self.limits.history_rooms,
-            bytes: self.limits.history_bytes,
-        }
-    }
-
     /// `publish` of a text message in a streamed room: numbered and
     /// delivered through Redis (this node's members too, when it comes
     /// back); while Redis cannot take it, delivered here unnumbered.
@@ -107,7 +98,7 @@ impl Channel {
     pub(super) fn publish_streamed(&self, room: &str, text: &Utf8Bytes, except: Option<ConnId>) -> u32 {
         let Some(cluster) = &self.cluster else { return 0 };
         let bytes = bytes::Bytes::copy_from_slice(text.as_bytes());
-        if cluster.publish_history(&self.name, room, bytes, except.unwrap_or(0), self.bounds()) {
+        if cluster.publish_history(&self.name, room, bytes, except.unwrap_or(0), self.limits.history()) {
             let members = self.members.read();
             let local = members.rooms.get(room);
             let count = local.map_or(0, |local| local.keys().filter(|conn| Some(**conn) != except).count());

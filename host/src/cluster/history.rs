@@ -22,6 +22,7 @@ use ::redis::{RedisError, Script, Value};
 use bytes::Bytes;
 
 use super::{Cluster, Outgoing, wire};
+use crate::config::HistoryBounds;
 use crate::random::random_u64;
 
 /// What an entry costs beyond its text, for the byte bounds (as on one node).
@@ -119,15 +120,6 @@ return 1
     )
 });
 
-/// How much history a plugin keeps (its `history_*` limits).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bounds {
-    pub(crate) size: usize,
-    pub(crate) room_bytes: usize,
-    pub(crate) rooms: usize,
-    pub(crate) bytes: usize,
-}
-
 /// A history message waiting for the publisher.
 #[derive(Debug)]
 pub(crate) struct Numbered {
@@ -135,7 +127,7 @@ pub(crate) struct Numbered {
     pub(crate) room: String,
     pub(crate) text: Bytes,
     pub(crate) except: u64,
-    pub(crate) bounds: Bounds,
+    pub(crate) bounds: HistoryBounds,
     /// When it was published (ms since the Unix epoch), for the TTL.
     pub(crate) at: u64,
 }
@@ -204,7 +196,14 @@ impl Cluster {
     /// delivers it locally, unnumbered, and the room's history is reset
     /// once Redis takes messages again. (When Redis fails the script, the
     /// publisher does the same.)
-    pub(crate) fn publish_history(&self, plugin: &str, room: &str, text: Bytes, except: u64, bounds: Bounds) -> bool {
+    pub(crate) fn publish_history(
+        &self,
+        plugin: &str,
+        room: &str,
+        text: Bytes,
+        except: u64,
+        bounds: HistoryBounds,
+    ) -> bool {
         let bytes = text.len() + room.len() + plugin.len();
         let message = Numbered { plugin: plugin.into(), room: room.into(), text, except, bounds, at: now_ms() };
         if self.outgoing.push(Outgoing::History(message), bytes) {

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Cluster, Outgoing, Topic, wire};
+use crate::config::MailboxBounds;
 
 /// A kept message's cost beyond its bytes (as on one node).
 const MESSAGE_OVERHEAD: usize = 32;
@@ -110,20 +111,11 @@ return 1
     )
 });
 
-/// How much a plugin keeps (its `mailbox_*` limits).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MailBounds {
-    pub(crate) size: usize,
-    pub(crate) bytes: usize,
-    pub(crate) users: usize,
-    pub(crate) total_bytes: usize,
-}
-
 /// A step on a user's mailbox, in the publisher's order.
 #[derive(Debug)]
 pub(crate) enum Mail {
     /// Deliver `payload` or keep it.
-    DeliverOrKeep { plugin: String, user: String, payload: Bytes, bounds: MailBounds },
+    DeliverOrKeep { plugin: String, user: String, payload: Bytes, bounds: MailboxBounds },
     /// Register this node and take what was kept (handed to `reply`).
     Claim { plugin: String, user: String, reply: oneshot::Sender<Option<Vec<Bytes>>> },
     /// This node has no connection of the user any more.

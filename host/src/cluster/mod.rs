@@ -58,9 +58,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use crate::config::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
-pub(crate) use self::history::{Bounds, Stream, now_ms};
+pub(crate) use self::history::{Stream, now_ms};
 pub(crate) use self::kv::{Write, Written};
-pub(crate) use self::mailbox::{Mail, MailBounds};
+pub(crate) use self::mailbox::Mail;
 use self::queue::BoundedQueue;
 pub(crate) use self::wire::Topic;
 
