@@ -13,6 +13,8 @@
 //! - `mailbox`: messages kept for users who are not connected; `offline`:
 //!   `send-to-user` for them, on one node or through Redis;
 //! - `timers`: the plugin's timers, and the clock they run on;
+//! - `tracking`: the channel's side of presence; `users`: `set-user` and
+//!   `send-to-user`;
 //! - `remote`: the link to the other nodes, when clustered; `streams`: the
 //!   history rooms then, whose history is in Redis.
 
@@ -28,6 +30,8 @@ mod remote;
 mod store;
 mod streams;
 pub(crate) mod timers;
+mod tracking;
+mod users;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,7 +43,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::channel::history::{History, Requested};
 use crate::channel::peer::{ConnId, Peer, Sent};
-use crate::channel::presence::{Change, Presence};
+use crate::channel::presence::Presence;
 use crate::channel::store::{Store, StoreLimits};
 use crate::channel::timers::{Clock, Timers};
 use crate::cluster::{Cluster, Topic};
@@ -383,116 +387,6 @@ impl Channel {
         }
     }
 
-    /// One more connection of `user` in `room` (if tracked), told to the
-    /// other nodes.
-    fn arrive(&self, members: &mut Members, room: &str, user: &Arc<str>) -> Option<Change> {
-        let (change, here) = members.presence.arrive(room, user)?;
-        if let Some(cluster) = &self.cluster {
-            cluster.report_presence(&self.name, room, user, here);
-        }
-        change
-    }
-
-    /// One connection fewer of `user` in `room` (if tracked), told to the
-    /// other nodes.
-    fn depart(&self, members: &mut Members, room: &str, user: &Arc<str>) -> Option<Change> {
-        let (change, here) = members.presence.depart(room, user)?;
-        if let Some(cluster) = &self.cluster {
-            cluster.report_presence(&self.name, room, user, here);
-        }
-        change
-    }
-
-    /// Bind a connection to a user, replacing an earlier binding.
-    pub(crate) fn set_user(&self, conn: ConnId, user: &str) -> Result<(), CallError> {
-        self.check_name("user id", user)?;
-        let mut guard = self.members.write();
-        let members = &mut *guard;
-        let member = members.peers.get_mut(&conn).ok_or(CallError::UnknownConnection)?;
-        if member.user.as_deref() == Some(user) {
-            return Ok(());
-        }
-        let user: Arc<str> = user.into();
-        let previous = member.user.replace(Arc::clone(&user));
-        if let Some(previous) = &previous
-            && remove_from_group(&mut members.users, previous, conn)
-        {
-            self.subscribe(Topic::User(previous), false);
-            self.last_connection_of(previous);
-        }
-        let connections = members.users.entry(Arc::clone(&user)).or_default();
-        let first = connections.is_empty();
-        connections.insert(conn, Arc::clone(&member.peer));
-        if first {
-            self.subscribe(Topic::User(&user), true);
-            self.first_connection_of(&user, &member.peer);
-        }
-        let rooms: Vec<Arc<str>> = member.rooms.iter().cloned().collect();
-        for room in &rooms {
-            let left = previous.as_ref().and_then(|previous| self.depart(members, room, previous));
-            let changes: Vec<Change> = left.into_iter().chain(self.arrive(members, room, &user)).collect();
-            if !changes.is_empty() {
-                self.announce(members, room, &changes, None);
-            }
-        }
-        Ok(())
-    }
-
-    /// Track presence in `room` from now until it empties.
-    pub(crate) fn track_presence(&self, room: &str) -> Result<(), CallError> {
-        self.check_name("room name", room)?;
-        let mut guard = self.members.write();
-        let Members { peers, rooms, presence, .. } = &mut *guard;
-        if presence.is_tracked(room) {
-            return Ok(());
-        }
-        let max = self.limits.max_tracked_rooms;
-        if presence.len() >= max {
-            // Rooms tracked before anyone joined them, and never joined.
-            presence.retain(|room| rooms.contains_key(room));
-            if presence.len() >= max {
-                return Err(CallError::InvalidArgument(format!("too many tracked rooms (the limit is {max})")));
-            }
-        }
-        let in_room = rooms.get(room).into_iter().flat_map(|members| members.keys());
-        let users = in_room.filter_map(|conn| peers.get(conn)?.user.as_ref());
-        presence.track(&Arc::from(room), users);
-        if let Some(cluster) = &self.cluster {
-            for (user, here) in presence.local_users(room) {
-                cluster.report_presence(&self.name, room, &user, here);
-            }
-            // Already receiving the room: what the other nodes reported
-            // before now is in Redis (otherwise it is read once the
-            // subscription is in place).
-            if rooms.contains_key(room) {
-                cluster.read_presence(&self.name, room);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether presence changed since the last `take_presence_events`: a
-    /// shared lock, for the check after every callback.
-    pub(crate) fn presence_changed(&self) -> bool {
-        !self.members.read().presence_events.is_empty()
-    }
-
-    /// The presence changes since the last call, for `on-presence`.
-    pub(crate) fn take_presence_events(&self) -> Vec<PresenceEvent> {
-        std::mem::take(&mut self.members.write().presence_events)
-    }
-
-    /// Who is in `room`, when its presence is tracked.
-    pub(crate) fn presence(&self, room: &str) -> Vec<(String, u32)> {
-        self.members.read().presence.users(room)
-    }
-
-    pub(crate) fn user_of(&self, conn: ConnId) -> Result<Option<String>, CallError> {
-        let members = self.members.read();
-        let member = members.peers.get(&conn).ok_or(CallError::UnknownConnection)?;
-        Ok(member.user.as_deref().map(str::to_owned))
-    }
-
     /// Attach a metadata value to a connection.
     pub(crate) fn set_meta(&self, conn: ConnId, key: String, value: String) -> Result<(), CallError> {
         self.check_name("key", &key)?;
@@ -503,38 +397,6 @@ impl Channel {
         self.peer(conn)?
             .set_meta(key, value, self.limits.max_meta_keys)
             .map_err(|max| CallError::InvalidArgument(format!("too many metadata keys (the limit is {max})")))
-    }
-
-    /// Queue `frame` for every open connection of `user`, on every node;
-    /// returns how many of this node's got it.
-    /// A user connected nowhere gets it later, when the plugin keeps
-    /// messages for offline users (see `offline`).
-    pub(crate) fn send_to_user(&self, user: &str, frame: &Message) -> u32 {
-        let members = self.members.read();
-        if let Some(connections) = members.users.get(user) {
-            let reached = fan_out(&self.metrics, connections.iter(), frame, None);
-            drop(members);
-            self.publish_to_cluster(Topic::User(user), frame);
-            return reached;
-        }
-        if self.keeps_mail() {
-            self.deliver_or_keep(user, frame);
-            return 0;
-        }
-        drop(members);
-        self.publish_to_cluster(Topic::User(user), frame);
-        0
-    }
-
-    /// What another node sent to `user`: to its connections here (held
-    /// while the user registers, see `offline`).
-    fn deliver_to_user(&self, user: &str, frame: &Message) -> u32 {
-        let members = self.members.read();
-        if self.hold_for_claim(user, frame) {
-            return 0;
-        }
-        let Some(connections) = members.users.get(user) else { return 0 };
-        fan_out(&self.metrics, connections.iter(), frame, None)
     }
 
     pub(crate) fn rooms_of(&self, conn: ConnId) -> Result<Vec<String>, CallError> {
@@ -645,28 +507,6 @@ impl Channel {
             return Err(CallError::InvalidArgument(format!("{what} must be 1 to {max} bytes")));
         }
         Ok(())
-    }
-
-    /// Tell a room's members (but `except`) who arrived and left, and note it
-    /// for the plugin, up to `max_presence_events` per callback.
-    fn announce(&self, members: &mut Members, room: &str, changes: &[Change], except: Option<ConnId>) {
-        if let Some(connections) = members.rooms.get(room) {
-            fan_out(&self.metrics, connections.iter(), &members.presence.diff_frame(room, changes), except);
-        }
-        if members.presence_events.len() >= self.limits.max_presence_events {
-            if self.presence_events_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(plugin = &*self.name, "too many presence changes in one callback, not all are told");
-            }
-            return;
-        }
-        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
-        for change in changes {
-            match change {
-                Change::Joined(user) => joins.push(user.to_string()),
-                Change::Left(user) => leaves.push(user.to_string()),
-            }
-        }
-        members.presence_events.push((room.to_owned(), joins, leaves));
     }
 }
 

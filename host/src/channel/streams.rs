@@ -180,19 +180,27 @@ impl Channel {
         let epoch: Arc<str> = epoch.into();
         stream.cursor = Some((Arc::clone(&epoch), offset));
         let frame = history::publication(room, &epoch, offset, text);
-        let position = history::position_frame("position", room, &epoch, offset, None);
         let (max_frames, max_bytes) = (self.limits.send_queue, self.limits.send_queue_bytes);
         let mut reached = 0;
         for (conn, peer) in local {
-            if let Some(waiting) = stream.waiting.get_mut(conn) {
-                waiting.hold(&epoch, offset, except, &frame, max_frames, max_bytes);
-            } else if *conn == except {
-                send(self, peer, position.clone());
-            } else if peer.send(frame.clone()) == Sent::Queued {
-                reached += 1;
+            if *conn == except {
+                continue;
+            }
+            match stream.waiting.get_mut(conn) {
+                Some(waiting) => waiting.hold(&epoch, offset, except, &frame, max_frames, max_bytes),
+                None if peer.send(frame.clone()) == Sent::Queued => reached += 1,
+                None => {}
             }
         }
         self.metrics.sent(reached, frame.len());
+        // The publisher, left out, is told its position (after what it waits for).
+        if let Some(peer) = local.get(&except) {
+            let position = history::position_frame("position", room, &epoch, offset, None);
+            match stream.waiting.get_mut(&except) {
+                Some(waiting) => waiting.hold(&epoch, offset, except, &position, max_frames, max_bytes),
+                None => send(self, peer, position),
+            }
+        }
         if gap {
             self.start_read(room, stream);
         }
