@@ -153,3 +153,43 @@ async fn after_redis_lost_the_history_clients_recover_with_recovered_false_not_p
     assert!(offsets(&frames).is_empty(), "{frames:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_member_joining_during_a_burst_gets_the_replay_then_the_live_messages_each_once_in_order()
+-> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let (first, second) = (node(&redis).await?, node(&redis).await?);
+    let (mut ann, _) = joined(&first, "/chat/lobby?user=ann").await?;
+    let (bob, start) = joined(&second, "/chat/lobby?user=bob").await?;
+    drop(bob);
+    // Ann talks without pause; Bob comes back (on a node that must read the
+    // stream) while her messages keep arriving there.
+    for n in 0..100 {
+        say(&mut ann, "ann", &n.to_string()).await?;
+    }
+    let mut bob = second.connect(&recovering("/chat/lobby?user=bob", "lobby", &position(&start))).await?;
+    for n in 100..300 {
+        say(&mut ann, "ann", &n.to_string()).await?;
+    }
+    let mut frames = Vec::new();
+    loop {
+        let frame = bob.recv_json().await?;
+        let done = frame["data"]["content"] == "299";
+        frames.push(frame);
+        if done {
+            break;
+        }
+    }
+    let recovered = frames.iter().position(|frame| frame["type"] == "recovered");
+    let recovered = recovered.ok_or_else(|| anyhow::anyhow!("no recovered frame: {frames:?}"))?;
+    assert_eq!(frames[recovered]["recovered"], true);
+    let (replay, live) = frames.split_at(recovered);
+    let last = frames[recovered]["offset"].as_u64().unwrap_or(0);
+    let from = start["offset"].as_u64().unwrap_or(0);
+    assert_eq!(offsets(replay), (from + 1..=last).collect::<Vec<_>>(), "the replay");
+    let live = offsets(live);
+    assert_eq!(live, (last + 1..last + 1 + live.len() as u64).collect::<Vec<_>>(), "then live, none twice");
+    let said: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+    assert_eq!(contents(&frames), said, "every message once, in order");
+    Ok(())
+}
