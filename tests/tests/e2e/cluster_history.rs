@@ -158,7 +158,13 @@ async fn after_redis_lost_the_history_clients_recover_with_recovered_false_not_p
 async fn a_member_joining_during_a_burst_gets_the_replay_then_the_live_messages_each_once_in_order()
 -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let (first, second) = (node(&redis).await?, node(&redis).await?);
+    // Room for all 300 (and the user counts), however many are published before Bob's read.
+    let deep = || {
+        let mut config = config(&redis);
+        config.plugin.entry("chat".into()).or_default().limits.history_size = Some(500);
+        TestServer::start_with(&[plugins::CHAT], config)
+    };
+    let (first, second) = (deep().await?, deep().await?);
     let (mut ann, _) = joined(&first, "/chat/lobby?user=ann").await?;
     let (bob, start) = joined(&second, "/chat/lobby?user=bob").await?;
     drop(bob);
