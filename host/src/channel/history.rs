@@ -323,3 +323,27 @@ pub(crate) fn position_frame(kind: &str, room: &str, epoch: &str, offset: u64, r
     }
     Message::text(frame.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(recover: &str) -> Vec<(String, String)> {
+        vec![("user".into(), "ann".into()), ("recover".into(), recover.into())]
+    }
+
+    #[test]
+    fn a_recover_parameter_names_at_most_so_many_rooms_and_must_parse() {
+        let rooms = |count: usize| {
+            let positions: Vec<String> =
+                (0..count).map(|n| format!("\"r{n}\":{{\"epoch\":\"e\",\"offset\":1}}")).collect();
+            format!("{{{}}}", positions.join(","))
+        };
+        let mut within = Requested::from_query(&query(&rooms(MAX_RECOVER_ROOMS)));
+        assert_eq!(within.take("r0"), Ok(Some(Position { epoch: "e".into(), offset: 1 })));
+        assert_eq!(within.take("r0"), Ok(None), "a position is used once");
+        assert!(matches!(Requested::from_query(&query(&rooms(MAX_RECOVER_ROOMS + 1))), Requested::Invalid));
+        assert!(matches!(Requested::from_query(&query("{not json")), Requested::Invalid));
+        assert!(matches!(Requested::from_query(&[]), Requested::Nothing));
+    }
+}
