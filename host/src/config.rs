@@ -57,6 +57,8 @@ pub struct Config {
     pub limits: Limits,
     /// Keep-alive pings.
     pub keepalive: KeepAlive,
+    /// permessage-deflate.
+    pub compression: Compression,
     /// Token verification.
     pub auth: Auth,
     /// The backend's access to `POST /api/publish`.
@@ -82,6 +84,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             keepalive: KeepAlive::default(),
+            compression: Compression::default(),
             auth: Auth::default(),
             api: Api::default(),
             metrics: MetricsSettings::default(),
@@ -318,6 +321,27 @@ impl Default for KeepAlive {
     }
 }
 
+/// `[compression]`: permessage-deflate (RFC 7692), for the clients that
+/// offer it. Without context takeover either way, so it costs no memory
+/// per connection; a message sent to many is compressed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compression {
+    /// Whether to accept a client's offer.
+    pub enabled: bool,
+    /// Messages shorter than this many bytes are sent as they are: on a
+    /// short message, the compressed frame saves too little for its CPU.
+    pub min_size: usize,
+    /// DEFLATE level, 1 (fastest) to 9 (smallest).
+    pub level: u32,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression { enabled: true, min_size: 128, level: 1 }
+    }
+}
+
 /// JSON Web Token (HS256) verification. Tokens come in the `token` query
 /// parameter or an `Authorization: Bearer` header; the verified claims reach
 /// the plugin's `on-connect`, the secret never does.
@@ -548,6 +572,9 @@ impl Config {
         if cluster.receive_queue_bytes < 4096 {
             return Err(ConfigError::Invalid("cluster: receive_queue_bytes must be at least 4096".into()));
         }
+        if !(1..=9).contains(&self.compression.level) {
+            return Err(ConfigError::Invalid("compression: level must be 1 to 9".into()));
+        }
         if self.keepalive.ping_interval.is_zero() || self.keepalive.ping_timeout.is_zero() {
             return Err(ConfigError::Invalid("keepalive: ping_interval and ping_timeout must be positive".into()));
         }
@@ -625,6 +652,7 @@ mod tests {
         let shipped = Config::from_file(&path).unwrap();
         assert_eq!(shipped.limits, Limits::default());
         assert_eq!(shipped.keepalive, KeepAlive::default());
+        assert_eq!(shipped.compression, Compression::default());
         let text = std::fs::read_to_string(&path).unwrap();
         let table: toml::Table = toml::from_str(&text).unwrap();
         let mut listed: Vec<&str> = table["limits"].as_table().unwrap().keys().map(String::as_str).collect();
@@ -643,6 +671,16 @@ mod tests {
         assert!(matches!(history("history_bytes = 1000"), Err(ConfigError::Invalid(_))));
         // Off, the history settings do not matter.
         assert!(Config::from_toml("[plugin.chat.limits]\nsend_queue = 10\nhistory_bytes = 1").is_ok());
+    }
+
+    #[test]
+    fn compression_is_on_by_default_and_its_level_is_checked() {
+        assert!(Config::default().compression.enabled);
+        let config = Config::from_toml("[compression]\nenabled = false\nmin_size = 0\nlevel = 9").unwrap();
+        assert_eq!(config.compression, Compression { enabled: false, min_size: 0, level: 9 });
+        for level in [0, 10] {
+            assert!(Config::from_toml(&format!("[compression]\nlevel = {level}")).is_err(), "level {level}");
+        }
     }
 
     #[test]

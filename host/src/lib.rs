@@ -23,7 +23,8 @@
 //!
 //! Beside them: `config` (every setting and limit, with its default),
 //! `close` (every close code the host sends, with its meaning),
-//! `rate_limit` (the token bucket of connections and of plugin logs),
+//! `deflate` (permessage-deflate: the offer a client makes, and each
+//! message compressed once), `rate_limit` (the token bucket of connections and of plugin logs),
 //! `random` (ids that must not repeat across restarts) and
 //! `metrics/` (every Prometheus metric, and the per-plugin handles every
 //! layer records through; `net/metrics.rs` serves them).
@@ -38,6 +39,7 @@ mod channel;
 mod close;
 mod cluster;
 mod config;
+mod deflate;
 mod loading;
 mod metrics;
 mod net;
@@ -49,7 +51,7 @@ pub mod testing;
 
 pub use cluster::ClusterError;
 pub use config::{
-    Api, Auth, ClusterSettings, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings,
+    Api, Auth, ClusterSettings, Compression, Config, ConfigError, KeepAlive, LimitOverrides, Limits, MetricsSettings,
     PluginSettings, StoreSettings,
 };
 pub use loading::registry::PluginError;

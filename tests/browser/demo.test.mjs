@@ -2,8 +2,9 @@
 // two pages chat, a notification published with curl reaches the feed, and
 // the two pages play tic-tac-toe to the end, both boards following every
 // move; then the same with the two pages on two nodes sharing one Redis;
-// then a page whose connection drops shows, once back, what it missed. A
-// screenshot is kept in target/browser/demo.png.
+// then a page whose connection drops shows, once back, what it missed; then
+// Chromium and the server speak permessage-deflate, measured on the wire by
+// a proxy. A screenshot is kept in target/browser/demo.png.
 //
 // Run: `npm test` in this folder (after `npm ci`), with Debian's chromium
 // installed; it builds the server and the plugins with cargo first.
@@ -15,7 +16,7 @@ import { mkdtempSync, copyFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { createServer } from "node:net";
+import { createServer, connect } from "node:net";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -173,4 +174,47 @@ test("a page that lost its connection shows what it missed, once, when it comes 
   assert.equal(await ann.locator("#messages li", { hasText: "could not be recovered" }).count(), 0);
   assert.ok(urls.at(-1).includes("recover="), `came back with its position: ${urls.at(-1)}`);
   await Promise.all([ann.close(), bob.close()]);
+});
+
+/// A TCP proxy to `address` that counts the bytes the server sends; its address.
+async function countingProxy(address, counted) {
+  const { hostname, port } = new URL(address);
+  const proxy = createServer((client) => {
+    const server = connect(Number(port), hostname);
+    server.on("data", (bytes) => (counted.bytes += bytes.length));
+    client.pipe(server).pipe(client);
+    for (const end of [client, server]) end.on("error", () => { client.destroy(); server.destroy(); });
+  });
+  await new Promise((listening) => proxy.listen(0, "127.0.0.1", listening));
+  processes.push({ kill: () => proxy.close() });
+  return `http://127.0.0.1:${proxy.address().port}`;
+}
+
+test("Chromium and the server agree on permessage-deflate: a long chat message crosses compressed", async () => {
+  const counted = { bytes: 0 };
+  const address = await countingProxy(await startServer(), counted);
+  const page = await browser.newPage();
+  page.on("pageerror", (error) => assert.fail(`page error: ${error}`));
+  await page.goto(`${address}/`);
+  const content = "the same few words again and again, ".repeat(300);
+  const chat = `${address.replace("http", "ws")}/chat/deflate?user=zoe`;
+  const opened = await page.evaluate(async (url) => {
+    window.socket = new WebSocket(url);
+    window.received = [];
+    window.socket.onmessage = (event) => window.received.push(JSON.parse(event.data));
+    await new Promise((open, fail) => { window.socket.onopen = open; window.socket.onerror = fail; });
+    return window.socket.extensions;
+  }, chat);
+  assert.equal(opened, "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+  await page.waitForFunction(() => window.received.some((message) => message.type === "users"));
+  const before = counted.bytes;
+  const echoed = await page.evaluate(async (content) => {
+    window.socket.send(JSON.stringify({ type: "message", user: "zoe", content }));
+    while (!window.received.some((message) => message.type === "message")) await new Promise((wait) => setTimeout(wait, 10));
+    return window.received.find((message) => message.type === "message").content;
+  }, content);
+  assert.equal(echoed, content, "the page reads the message as it was sent");
+  const wire = counted.bytes - before;
+  assert.ok(wire < content.length / 10, `${wire} bytes on the wire for a ${content.length}-byte message`);
+  await page.close();
 });

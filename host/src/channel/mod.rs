@@ -42,6 +42,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::channel::history::{History, Requested};
+use crate::channel::outbox::Outgoing;
 use crate::channel::peer::{ConnId, Peer, Sent};
 use crate::channel::presence::Presence;
 use crate::channel::store::{Store, StoreLimits};
@@ -519,9 +520,11 @@ fn fan_out<'a>(
     except: Option<ConnId>,
 ) -> u32 {
     let mut reached = 0;
+    // Cloned for each recipient: a reference count, not the payload; and a
+    // compressed form made once, if anyone needs it.
+    let shared = Outgoing::shared(frame.clone());
     for (_, recipient) in recipients.filter(|(conn, _)| Some(**conn) != except) {
-        // Cloning a `Message` clones a reference-counted buffer, not the payload.
-        if recipient.send(frame.clone()) == Sent::Queued {
+        if recipient.send(shared.clone()) == Sent::Queued {
             reached += 1;
         }
     }

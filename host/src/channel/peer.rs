@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::channel::Channel;
-use crate::channel::outbox::{Outbox, Refused};
+use crate::channel::outbox::{Outbox, Outgoing, Refused};
 use crate::close::{Close, close_frame};
 use crate::metrics::PluginMetrics;
 
@@ -81,8 +81,8 @@ impl Peer {
 
     /// Queue a frame. A full queue means the client does not keep up: it is
     /// dropped, and the frame too.
-    pub(crate) fn send(&self, frame: Message) -> Sent {
-        match self.outbox.push(frame) {
+    pub(crate) fn send(&self, frame: impl Into<Outgoing>) -> Sent {
+        match self.outbox.push(frame.into()) {
             Ok(()) => Sent::Queued,
             Err(Refused::Full) => {
                 if self.abort(Close::TooSlow) {

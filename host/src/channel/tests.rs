@@ -17,7 +17,7 @@ fn channel_with(ids: &[ConnId], limits: Limits) -> (Channel, Vec<Arc<Peer>>) {
 fn queued(peer: &Peer) -> Vec<Message> {
     let mut batch = std::collections::VecDeque::new();
     peer.outbox().take(&mut batch, peer.queue_bytes()).now_or_never();
-    batch.into()
+    batch.into_iter().map(|frame| frame.into_message(None)).collect()
 }
 
 #[test]

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use crate::api::auth::{Identity, identify};
 use crate::channel::peer::Peer;
 use crate::close::{Close, close_frame};
+use crate::deflate::{self, Deflate};
 use crate::loading::registry::Routed;
 use crate::metrics::Refusal;
 use crate::net::server::{Shared, Shutdown};
@@ -181,6 +182,7 @@ fn upgrade(
         ping_interval: shared.config.keepalive.ping_interval,
         ping_timeout: shared.config.keepalive.ping_timeout,
         close_timeout: shared.config.limits.close_timeout,
+        deflate: Deflate::negotiate(&shared.config.compression, request.headers()),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
@@ -192,7 +194,9 @@ fn upgrade(
                 return;
             }
         };
-        let config = shared.websocket_config(limits.max_message_size, limits.max_send_size);
+        let config = shared
+            .websocket_config(limits.max_message_size, limits.max_send_size)
+            .permessage_deflate(rules.deflate.is_some());
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         if let Identity::Refused(reason) = identity {
             tracing::info!(%remote, plugin = plugin.info.name, "token refused: {reason}");
@@ -212,6 +216,9 @@ fn upgrade(
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if rules.deflate.is_some() {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, deflate::ACCEPTED);
     }
     response
 }

@@ -16,8 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::channel::outbox::Outgoing;
 use crate::channel::peer::{Peer, Sent};
 use crate::close::{Close, close_frame};
+use crate::deflate::Deflate;
 use crate::net::server::Shutdown;
 use crate::rate_limit::{TokenBucket, Verdict};
 use crate::runtime::{Callback, ConnectRequest, PluginHandle};
@@ -32,6 +34,8 @@ pub(crate) struct Rules {
     pub(crate) ping_timeout: Duration,
     /// How long a closing handshake may take.
     pub(crate) close_timeout: Duration,
+    /// permessage-deflate, when the client and the server agreed on it.
+    pub(crate) deflate: Option<Deflate>,
 }
 
 /// Serve one upgraded connection until it closes, then tell the plugin.
@@ -48,8 +52,9 @@ pub(crate) async fn run<S>(
     if let Err(rejection) = plugin.connect(Arc::clone(&peer), request).await {
         tracing::debug!(conn = peer.id, code = rejection.code, reason = rejection.reason, "connection refused");
         // What on-connect queued (an explanation, say) goes out before the close.
-        let mut frames = peer.outbox().close();
-        frames.push_back(Message::Close(Some(close_frame(rejection.code, &rejection.reason))));
+        let mut frames: Vec<Message> =
+            peer.outbox().close().into_iter().map(|frame| frame.into_message(rules.deflate)).collect();
+        frames.push(Message::Close(Some(close_frame(rejection.code, &rejection.reason))));
         let _ = tokio::time::timeout(rules.close_timeout, finish(&mut ws, frames)).await;
         return;
     }
@@ -82,7 +87,7 @@ struct Connection<'a, S> {
     peer: &'a Peer,
     /// Frames taken from the peer's queue, being written; kept empty
     /// between batches, so that its allocation goes back to the queue.
-    batch: VecDeque<Message>,
+    batch: VecDeque<Outgoing>,
     plugin: &'a PluginHandle,
     /// The client's message being handled by the plugin: at most one at a
     /// time, so its messages are handled in order and a client cannot queue
@@ -126,12 +131,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             tokio::select! {
                 () = peer.outbox().take(&mut self.batch, peer.queue_bytes()), if closing.is_none() => {
                     let (ws, batch, blocked_for) = (&mut self.ws, &mut self.batch, self.rules.ping_timeout);
+                    let deflate = self.rules.deflate;
                     let write = async {
                         tokio::select! {
                             // The write first: when it completes at once (the
                             // usual case), the timer below is never armed.
                             biased;
-                            written = write_batch(ws, batch) => Write::Done(written),
+                            written = write_batch(ws, batch, deflate) => Write::Done(written),
                             // A blocked socket cannot take a goodbye either: drop it.
                             frame = &mut aborted => Write::Aborted(frame),
                             () = tokio::time::sleep(blocked_for) => Write::Blocked,
@@ -301,12 +307,14 @@ where
 /// written: what follows it is dropped.
 async fn write_batch<S>(
     ws: &mut WebSocketStream<S>,
-    batch: &mut VecDeque<Message>,
+    batch: &mut VecDeque<Outgoing>,
+    deflate: Option<Deflate>,
 ) -> Result<Option<CloseFrame>, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(frame) = batch.pop_front() {
+        let frame = frame.into_message(deflate);
         if let Message::Close(close) = &frame {
             let close = close.clone().unwrap_or_else(|| Close::NoStatus.frame());
             batch.clear();

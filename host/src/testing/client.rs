@@ -69,7 +69,7 @@ impl ClientState {
         let frames = self.peer.outbox().take_now(self.peer.queue_bytes());
         let mut inbox = self.inbox.lock();
         for frame in frames {
-            match frame {
+            match frame.into_message(None) {
                 Message::Text(text) => inbox.push_back(Frame::Text(text.as_str().to_owned())),
                 Message::Binary(bytes) => inbox.push_back(Frame::Binary(bytes.into())),
                 Message::Close(frame) => {

@@ -17,6 +17,9 @@ mod cluster;
 mod cluster_history;
 /// Messages for users offline on every node: kept in Redis, handed once.
 mod cluster_offline;
+/// permessage-deflate: negotiation, both directions, a broadcast to
+/// compressing and plain clients, the inflate cap, protocol errors.
+mod compression;
 /// What reaches `on-connect`, rejection, and plugin-initiated close.
 mod connect;
 /// Contract versions: a plugin built for 0.1.0 loads and runs unchanged.

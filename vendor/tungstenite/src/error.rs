@@ -223,6 +223,9 @@ pub enum ProtocolError {
     /// Reserved bits in frame header are non-zero.
     #[error("Reserved bits are non-zero")]
     NonZeroReservedBits,
+    /// [Switchboard patch] A permessage-deflate message that does not inflate.
+    #[error("Invalid compressed data")]
+    InvalidCompressedData,
     /// The server must close the connection when an unmasked frame is received.
     #[error("Received an unmasked frame from client")]
     UnmaskedFrameFromClient,

@@ -1,5 +1,6 @@
 //! Generic WebSocket message stream.
 
+mod deflate;
 pub mod frame;
 
 mod message;
@@ -90,6 +91,14 @@ pub struct WebSocketConfig {
     /// some popular libraries that are sending unmasked frames, ignoring the RFC.
     /// By default this option is set to `false`, i.e. according to RFC 6455.
     pub accept_unmasked_frames: bool,
+    /// [Switchboard patch] When set to `true`, data frames with RSV1 set are accepted as
+    /// permessage-deflate (RFC 7692) messages and inflated, with the inflated size capped by
+    /// [`max_message_size`](Self::max_message_size). The peer must have agreed to use no context
+    /// takeover (`client_no_context_takeover` for a server, `server_no_context_takeover` for a
+    /// client): each message is inflated on its own. Negotiating the extension, and compressing
+    /// what is sent (a [`Message::Frame`] with RSV1 set), is the caller's job.
+    /// The default value is `false`: RSV1 is a protocol error, as without the patch.
+    pub permessage_deflate: bool,
 }
 
 impl Default for WebSocketConfig {
@@ -101,6 +110,7 @@ impl Default for WebSocketConfig {
             max_message_size: Some(64 << 20),
             max_frame_size: Some(16 << 20),
             accept_unmasked_frames: false,
+            permessage_deflate: false,
         }
     }
 }
@@ -139,6 +149,12 @@ impl WebSocketConfig {
     /// Set [`Self::accept_unmasked_frames`].
     pub fn accept_unmasked_frames(mut self, accept_unmasked_frames: bool) -> Self {
         self.accept_unmasked_frames = accept_unmasked_frames;
+        self
+    }
+
+    /// Set [`Self::permessage_deflate`].
+    pub fn permessage_deflate(mut self, permessage_deflate: bool) -> Self {
+        self.permessage_deflate = permessage_deflate;
         self
     }
 
@@ -368,6 +384,9 @@ pub struct WebSocketContext {
     state: WebSocketState,
     /// Receive: an incomplete message being processed.
     incomplete: Option<IncompleteMessage>,
+    /// [Switchboard patch] Receive: whether the incomplete message is compressed, and then
+    /// whether it is text: its frames are collected as binary, and inflated once complete.
+    incomplete_deflated: Option<bool>,
     /// Send in addition to regular messages E.g. "pong" or "close".
     additional_send: Option<Frame>,
     /// True indicates there is an additional message (like a pong)
@@ -405,6 +424,7 @@ impl WebSocketContext {
             frame,
             state: WebSocketState::Active,
             incomplete: None,
+            incomplete_deflated: None,
             additional_send: None,
             unflushed_additional: false,
             config,
@@ -638,12 +658,17 @@ impl WebSocketContext {
         // the negotiated extensions defines the meaning of such a nonzero
         // value, the receiving endpoint MUST _Fail the WebSocket
         // Connection_.
-        {
+        // [Switchboard patch] permessage-deflate (RFC 7692) defines RSV1, on the first frame of
+        // a data message only.
+        let compressed = {
             let hdr = frame.header();
-            if hdr.rsv1 || hdr.rsv2 || hdr.rsv3 {
+            let rsv1_allowed = self.config.permessage_deflate
+                && matches!(hdr.opcode, OpCode::Data(OpData::Text | OpData::Binary));
+            if (hdr.rsv1 && !rsv1_allowed) || hdr.rsv2 || hdr.rsv3 {
                 return Err(Error::Protocol(ProtocolError::NonZeroReservedBits));
             }
-        }
+            hdr.rsv1
+        };
 
         if self.role == Role::Client && frame.is_masked() {
             // A client MUST close a connection if it detects a masked frame. (RFC 6455)
@@ -693,16 +718,31 @@ impl WebSocketContext {
                 }?;
 
                 match (payload, fin) {
-                    (None, true) => Ok(Some(self.incomplete.take().unwrap().complete()?)),
+                    (None, true) => {
+                        let message = self.incomplete.take().unwrap().complete()?;
+                        match self.incomplete_deflated.take() {
+                            Some(is_text) => self.inflated(&message.into_data(), is_text).map(Some),
+                            None => Ok(Some(message)),
+                        }
+                    }
                     (None, false) => Ok(None),
                     (Some((payload, t)), true) => {
                         check_max_size(payload.len(), self.config.max_message_size)?;
+                        if compressed {
+                            return self.inflated(&payload, matches!(t, MessageType::Text)).map(Some);
+                        }
                         match t {
                             MessageType::Text => Ok(Some(Message::Text(payload.try_into()?))),
                             MessageType::Binary => Ok(Some(Message::Binary(payload))),
                         }
                     }
                     (Some((payload, t)), false) => {
+                        let t = if compressed {
+                            self.incomplete_deflated = Some(matches!(t, MessageType::Text));
+                            MessageType::Binary
+                        } else {
+                            t
+                        };
                         let mut incomplete = IncompleteMessage::new(t);
                         incomplete.extend(payload, self.config.max_message_size)?;
                         self.incomplete = Some(incomplete);
@@ -711,6 +751,12 @@ impl WebSocketContext {
                 }
             }
         } // match opcode
+    }
+
+    /// [Switchboard patch] The message a compressed payload stands for.
+    fn inflated(&self, compressed: &[u8], is_text: bool) -> Result<Message> {
+        let payload = deflate::inflate(compressed, self.config.max_message_size)?;
+        Ok(if is_text { Message::Text(payload.try_into()?) } else { Message::Binary(payload) })
     }
 
     /// Received a close frame. Tells if we need to return a close frame to the user.
