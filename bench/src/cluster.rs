@@ -95,6 +95,7 @@ fn hop(scenario: &str, across: (f64, f64, f64), local: (f64, f64, f64)) -> Row {
         metric: "p99 added by the hop µs",
         switchboard: across.1 - local.1,
         baseline: None,
+        uws: None,
     }
 }
 

@@ -1,9 +1,12 @@
 //! `switchboard-bench`: Switchboard against a plain tokio-tungstenite
 //! baseline, in one run, on the same machine. Prints one table; the
 //! Switchboard / baseline ratios are what we track (see BENCHMARKS.md).
-//! Three comparisons inside Switchboard share the table: the JavaScript echo
-//! plugin against the Rust one (`js`), the test kit's costs (`kit`), and
-//! cluster nodes sharing rooms through Redis against one node (`cluster`).
+//! The fan-out, echo and idle lines also measure a peer, uWebSockets (the
+//! baseline's channels in `bench/uws/server.js`, on Node.js), in the same run.
+//! Four comparisons inside Switchboard share the table: the JavaScript echo
+//! plugin against the Rust one (`js`), the test kit's costs (`kit`),
+//! cluster nodes sharing rooms through Redis against one node (`cluster`),
+//! and clients speaking permessage-deflate against plain ones (`deflate`).
 //!
 //! Run it through `bench/run [--quick]`, which builds everything, raises the
 //! open-file limit and pins this client to core 1 (the servers get core 0).
@@ -11,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod compression;
 mod kit;
 mod plugin_cost;
 mod redis_server;
@@ -29,6 +33,8 @@ struct Row {
     metric: &'static str,
     switchboard: f64,
     baseline: Option<f64>,
+    /// The uWebSockets peer's figure, where it was measured.
+    uws: Option<f64>,
 }
 
 #[tokio::main]
@@ -55,13 +61,18 @@ async fn main() -> anyhow::Result<()> {
             for (label, interval, messages) in runs {
                 let ours = scenarios::fan_out(&bench.switchboard()?, subscribers, messages, interval).await?;
                 let base = scenarios::fan_out(&bench.baseline()?, subscribers, messages, interval).await?;
+                let peer =
+                    bench.on_uws(async |uws| scenarios::fan_out(uws, subscribers, messages, interval).await).await?;
                 let scenario = format!("fan-out {subscribers} subs × {messages}, {label}");
-                rows.push(row(&scenario, "deliveries/s", ours.deliveries_per_second, base.deliveries_per_second));
-                rows.push(row(&scenario, "server CPU µs/delivery", ours.cpu_us_per_delivery, base.cpu_us_per_delivery));
-                rows.push(row(&scenario, "latency p50 µs", ours.latency.0, base.latency.0));
-                rows.push(row(&scenario, "latency p99 µs", ours.latency.1, base.latency.1));
-                rows.push(row(&scenario, "latency max µs", ours.latency.2, base.latency.2));
-                rows.push(row(&scenario, "setup s", ours.setup.as_secs_f64(), base.setup.as_secs_f64()));
+                let metrics: [Metric<scenarios::FanOut>; 6] = [
+                    ("deliveries/s", |run| run.deliveries_per_second),
+                    ("server CPU µs/delivery", |run| run.cpu_us_per_delivery),
+                    ("latency p50 µs", |run| run.latency.0),
+                    ("latency p99 µs", |run| run.latency.1),
+                    ("latency max µs", |run| run.latency.2),
+                    ("setup s", |run| run.setup.as_secs_f64()),
+                ];
+                three_way(&mut rows, &scenario, &metrics, &ours, &base, peer.as_ref());
             }
         }
     }
@@ -70,21 +81,27 @@ async fn main() -> anyhow::Result<()> {
         for clients in [1, 100] {
             let ours = scenarios::echo(&bench.switchboard()?, "/echo", clients, duration).await?;
             let base = scenarios::echo(&bench.baseline()?, "/echo", clients, duration).await?;
+            let peer = bench.on_uws(async |uws| scenarios::echo(uws, "/echo", clients, duration).await).await?;
             let scenario = format!("echo, {clients} client(s)");
-            rows.push(row(&scenario, "round trips/s", ours.round_trips_per_second, base.round_trips_per_second));
-            rows.push(row(&scenario, "server CPU µs/message", ours.cpu_us_per_message, base.cpu_us_per_message));
-            rows.push(row(&scenario, "latency p50 µs", ours.latency.0, base.latency.0));
-            rows.push(row(&scenario, "latency p99 µs", ours.latency.1, base.latency.1));
+            let metrics: [Metric<scenarios::Echo>; 4] = [
+                ("round trips/s", |run| run.round_trips_per_second),
+                ("server CPU µs/message", |run| run.cpu_us_per_message),
+                ("latency p50 µs", |run| run.latency.0),
+                ("latency p99 µs", |run| run.latency.1),
+            ];
+            three_way(&mut rows, &scenario, &metrics, &ours, &base, peer.as_ref());
         }
     }
     if wanted("idle") {
         let counts: &[usize] = if quick { &[5000] } else { &[5000, 10_000, 19_000] };
         for &count in counts {
-            let (ours, ours_time) = scenarios::idle(&bench.switchboard()?, count).await?;
-            let (base, base_time) = scenarios::idle(&bench.baseline()?, count).await?;
+            let ours = scenarios::idle(&bench.switchboard()?, count).await?;
+            let base = scenarios::idle(&bench.baseline()?, count).await?;
+            let peer = bench.on_uws(async |uws| scenarios::idle(uws, count).await).await?;
             let scenario = format!("idle, {count} connections");
-            rows.push(row(&scenario, "server RSS KiB/connection", ours, base));
-            rows.push(row(&scenario, "time to open s", ours_time.as_secs_f64(), base_time.as_secs_f64()));
+            let metrics: [Metric<(f64, Duration)>; 2] =
+                [("server RSS KiB/connection", |(rss, _)| *rss), ("time to open s", |(_, time)| time.as_secs_f64())];
+            three_way(&mut rows, &scenario, &metrics, &ours, &base, peer.as_ref());
         }
     }
     if wanted("reload") {
@@ -97,7 +114,13 @@ async fn main() -> anyhow::Result<()> {
         for (mut samples, median, max) in series {
             samples.sort_by(f64::total_cmp);
             for (metric, value) in [(median, samples[samples.len() / 2]), (max, samples[samples.len() - 1])] {
-                rows.push(Row { scenario: "reload chat ×20".into(), metric, switchboard: value, baseline: None });
+                rows.push(Row {
+                    scenario: "reload chat ×20".into(),
+                    metric,
+                    switchboard: value,
+                    baseline: None,
+                    uws: None,
+                });
             }
         }
         let (cold, warm) = bench.start_up().await?;
@@ -106,12 +129,14 @@ async fn main() -> anyhow::Result<()> {
             metric: "ms, empty compile cache",
             switchboard: cold,
             baseline: None,
+            uws: None,
         });
         rows.push(Row {
             scenario: "start-up, echo + chat".into(),
             metric: "ms, cached",
             switchboard: warm,
             baseline: None,
+            uws: None,
         });
     }
     if wanted("js") {
@@ -152,16 +177,59 @@ async fn main() -> anyhow::Result<()> {
         };
         rows.extend(cluster::measure(&bench, &sizes, quick).await?);
     }
+    if wanted("deflate") {
+        let (subscribers, messages, seconds) = if quick { (1000, 100, 1) } else { (1000, 1000, 3) };
+        let duration = Duration::from_secs(seconds);
+        let contents = [("chat line", compression::LINE.to_owned()), ("presence list", compression::presence_list())];
+        for (what, content) in contents {
+            let scenario = format!("deflate vs plain: {what}, {subscribers} subs");
+            let deflated = compression::fan_out(&bench.switchboard()?, subscribers, messages, &content, true).await?;
+            let plain = compression::fan_out(&bench.switchboard()?, subscribers, messages, &content, false).await?;
+            deflate_rows(&mut rows, &scenario, PER_DELIVERY, &deflated, &plain);
+            let scenario = format!("deflate vs plain: {what}, echo ×100");
+            let deflated = compression::echo(&bench.switchboard()?, 100, duration, &content, true).await?;
+            let plain = compression::echo(&bench.switchboard()?, 100, duration, &content, false).await?;
+            deflate_rows(&mut rows, &scenario, PER_MESSAGE, &deflated, &plain);
+        }
+    }
     print_table(&rows);
     Ok(())
 }
+
+/// The `deflate` lines, one per metric name (wire bytes, server CPU, rate):
+/// compressing clients in the *switchboard* column, plain ones in *baseline*.
+fn deflate_rows(
+    rows: &mut Vec<Row>,
+    scenario: &str,
+    [wire, cpu, rate]: [&'static str; 3],
+    deflated: &compression::Compressed,
+    plain: &compression::Compressed,
+) {
+    rows.push(row(scenario, wire, deflated.wire_bytes_per_delivery, plain.wire_bytes_per_delivery));
+    rows.push(row(scenario, cpu, deflated.cpu_us_per_delivery, plain.cpu_us_per_delivery));
+    rows.push(row(scenario, rate, deflated.deliveries_per_second, plain.deliveries_per_second));
+}
+
+const PER_DELIVERY: [&str; 3] = ["wire bytes/delivery", "server CPU µs/delivery", "deliveries/s"];
+const PER_MESSAGE: [&str; 3] = ["wire bytes/message", "server CPU µs/message", "round trips/s"];
 
 /// Echo clients in the JavaScript / Rust comparison: the busier of the echo
 /// scenario's two sizes.
 const JS_ECHO_CLIENTS: usize = 100;
 
 fn row(scenario: &str, metric: &'static str, switchboard: f64, baseline: f64) -> Row {
-    Row { scenario: scenario.to_owned(), metric, switchboard, baseline: Some(baseline) }
+    Row { scenario: scenario.to_owned(), metric, switchboard, baseline: Some(baseline), uws: None }
+}
+
+/// A line's metric: its name, and how to read it from a run's figures.
+type Metric<T> = (&'static str, fn(&T) -> f64);
+
+/// One line per metric (a name, and how to read it from a run) of a
+/// scenario measured on Switchboard, the baseline and, if it ran, the uWS peer.
+fn three_way<T>(rows: &mut Vec<Row>, scenario: &str, metrics: &[Metric<T>], ours: &T, base: &T, peer: Option<&T>) {
+    for (metric, value) in metrics {
+        rows.push(Row { uws: peer.map(value), ..row(scenario, metric, value(ours), value(base)) });
+    }
 }
 
 fn print_table(rows: &[Row]) {
@@ -177,13 +245,22 @@ fn print_table(rows: &[Row]) {
     let cores = std::fs::read_to_string("/proc/cpuinfo").map(|info| info.matches("processor\t").count()).unwrap_or(0);
     let pinned = if servers::pinning() { "server on core 0, client on core 1" } else { "not pinned (no taskset)" };
     println!("machine: {cores} cores, {cpu}; {pinned}");
-    println!("{:<38} {:<32} {:>12} {:>12} {:>7}", "scenario", "metric", "switchboard", "baseline", "ratio");
+    println!(
+        "{:<38} {:<32} {:>12} {:>12} {:>7} {:>12} {:>7}",
+        "scenario", "metric", "switchboard", "baseline", "ratio", "uws", "sb/uws"
+    );
+    // The figure and Switchboard's ratio to it, or dashes.
+    let against = |other: Option<f64>, ours: f64| match other {
+        Some(other) => (format!("{other:.2}"), format!("{:.2}", ours / other)),
+        None => ("-".to_owned(), "-".to_owned()),
+    };
     for row in rows {
-        let (baseline, ratio) = match row.baseline {
-            Some(baseline) => (format!("{baseline:.2}"), format!("{:.2}", row.switchboard / baseline)),
-            None => ("-".to_owned(), "-".to_owned()),
-        };
-        println!("{:<38} {:<32} {:>12.2} {:>12} {:>7}", row.scenario, row.metric, row.switchboard, baseline, ratio);
+        let (baseline, ratio) = against(row.baseline, row.switchboard);
+        let (uws, uws_ratio) = against(row.uws, row.switchboard);
+        println!(
+            "{:<38} {:<32} {:>12.2} {:>12} {:>7} {:>12} {:>7}",
+            row.scenario, row.metric, row.switchboard, baseline, ratio, uws, uws_ratio
+        );
     }
 }
 
@@ -195,6 +272,9 @@ struct Bench {
     chat: PathBuf,
     /// Built by `scripts/build-js-plugins`; needed only by `js` and `kit`.
     echo_js: PathBuf,
+    /// The uWebSockets peer, `bench/uws/server.js`, or why it cannot run
+    /// (no Node.js, or its package not installed: `npm ci --prefix bench/uws`).
+    uws: Result<PathBuf, String>,
 }
 
 impl Bench {
@@ -208,6 +288,7 @@ impl Bench {
             echo: plugins.join("switchboard_plugin_echo.wasm"),
             chat: plugins.join("switchboard_plugin_chat.wasm"),
             echo_js: root.join("plugins/echo-js/dist/echo_js.wasm"),
+            uws: uws_peer(&root.join("bench/uws")),
         };
         for file in [&bench.server, &bench.baseline, &bench.echo, &bench.chat] {
             anyhow::ensure!(file.is_file(), "{} is missing: run bench/run", file.display());
@@ -288,6 +369,21 @@ impl Bench {
         Server::start(&self.baseline, &["127.0.0.1:0"], None)
     }
 
+    /// `run` on a fresh uWebSockets peer (`node bench/uws/server.js`, pinned
+    /// like the other servers); `None` if it cannot run here, said once on stderr.
+    async fn on_uws<T>(&self, run: impl AsyncFnOnce(&Server) -> anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+        let script = match &self.uws {
+            Ok(script) => script.display().to_string(),
+            Err(why) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| eprintln!("uws: {why}; its column is left out"));
+                return Ok(None);
+            }
+        };
+        let server = Server::start(Path::new("node"), &[&script, "127.0.0.1:0"], None)?;
+        Ok(Some(run(&server).await?))
+    }
+
     /// Milliseconds from spawning the server to its `listening` line: with an
     /// empty compile cache, then with the cache it filled.
     /// Start-up with an empty compile cache, then again once the first
@@ -306,6 +402,30 @@ impl Bench {
         let _ = std::fs::remove_dir_all(&cache);
         Ok((times[0], times[1]))
     }
+}
+
+/// `server.js` in `folder`, if Node.js is on the `PATH` and loads the
+/// uWebSockets package installed there (its binaries exist for Node.js 16,
+/// 18 and 20 only); else why not.
+fn uws_peer(folder: &Path) -> Result<PathBuf, String> {
+    let package = folder.join("node_modules/@rjweb/uws");
+    if !package.is_dir() {
+        return Err(format!("{} is missing (`npm ci --prefix bench/uws`, as bench/run does)", package.display()));
+    }
+    let output = std::process::Command::new("node")
+        .args(["-e", "require(process.argv[1])"])
+        .arg(&package)
+        .output()
+        .map_err(|error| format!("cannot run `node` ({error})"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // The error's own line (Node.js prints the source line above it), else the first.
+        let mut lines = stderr.lines().map(str::trim).filter(|line| !line.is_empty());
+        let why =
+            lines.clone().find(|line| line.contains("Error")).or_else(|| lines.next()).unwrap_or("no reason given");
+        return Err(format!("`node` cannot load {}: {why}", package.display()));
+    }
+    Ok(folder.join("server.js"))
 }
 
 fn next() -> u64 {

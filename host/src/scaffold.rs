@@ -156,9 +156,12 @@ fn manifest(name: &str, sources: &Path, member: bool) -> String {
              [workspace]\n\n[profile.release]\ndebug = \"line-tables-only\"\n\n\
              # `switchboard dev` builds plugins with this one: small and fast to load.\n\
              [profile.plugin]\ninherits = \"release\"\nopt-level = \"s\"\nlto = true\n\
-             codegen-units = 1\ndebug = false\nstrip = true\n",
+             codegen-units = 1\ndebug = false\nstrip = true\n\n\
+             # The host's tungstenite, patched for permessage-deflate.\n\
+             [patch.crates-io]\ntungstenite = {{ path = {:?} }}\n",
             path("guest-sdk"),
             path("host"),
+            path("vendor/tungstenite"),
         )
 }
 
