@@ -207,7 +207,8 @@ fn upgrade(
         }
         let id = shared.next_connection_id();
         let peer = Peer::new(id, &connect.route, &plugin.channel, limits.send_queue, limits.send_queue_bytes);
-        crate::net::websocket::run(ws, Arc::new(peer), plugin.handle.clone(), connect, rules, shutdown).await;
+        let peer = Arc::new(peer);
+        crate::net::websocket::run(ws, peer, plugin.handle.clone(), Box::new(connect), rules, shutdown).await;
     });
     let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

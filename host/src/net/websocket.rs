@@ -3,6 +3,7 @@
 //! the per-connection rules live: rate limit, keep-alive, slow clients.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -39,17 +40,23 @@ pub(crate) struct Rules {
 }
 
 /// Serve one upgraded connection until it closes, then tell the plugin.
+///
+/// This future is the largest thing an idle connection holds (2.4 KB of
+/// its ≈6 KiB, BENCHMARKS.md): the request comes boxed (it is dead once
+/// on-connect has it), and the socket stays where it is, borrowed by the
+/// `Connection`, not moved into it (a moved argument keeps its first slot
+/// too).
 pub(crate) async fn run<S>(
     mut ws: WebSocketStream<S>,
     peer: Arc<Peer>,
     plugin: PluginHandle,
-    request: ConnectRequest,
+    request: Box<ConnectRequest>,
     rules: Rules,
     shutdown: Shutdown,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(rejection) = plugin.connect(Arc::clone(&peer), request).await {
+    if let Err(rejection) = plugin.connect(Arc::clone(&peer), *request).await {
         tracing::debug!(conn = peer.id, code = rejection.code, reason = rejection.reason, "connection refused");
         // What on-connect queued (an explanation, say) goes out before the close.
         let mut frames: Vec<Message> =
@@ -59,7 +66,7 @@ pub(crate) async fn run<S>(
         return;
     }
     let mut connection = Connection {
-        ws,
+        ws: &mut ws,
         peer: &peer,
         batch: VecDeque::new(),
         plugin: &plugin,
@@ -74,7 +81,7 @@ pub(crate) async fn run<S>(
     tracing::debug!(conn = peer.id, code, reason, "connection closed");
     // The socket ends now, whatever the plugin is doing: its last message
     // and on-close may have to wait for a busy plugin, the client need not.
-    let Connection { ws, in_flight, .. } = connection;
+    let Connection { in_flight, .. } = connection;
     drop(ws);
     if let Some(message) = in_flight {
         message.await;
@@ -82,8 +89,8 @@ pub(crate) async fn run<S>(
     plugin.closed(peer.id, code, reason).await;
 }
 
-struct Connection<'a, S> {
-    ws: WebSocketStream<S>,
+struct Connection<'a, 'w, S> {
+    ws: &'w mut WebSocketStream<S>,
     peer: &'a Peer,
     /// Frames taken from the peer's queue, being written; kept empty
     /// between batches, so that its allocation goes back to the queue.
@@ -101,7 +108,7 @@ struct Connection<'a, S> {
     expelled: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, '_, S> {
     /// Move frames both ways until the connection ends; returns the close
     /// code and reason to report to the plugin.
     async fn pump(&mut self, mut shutdown: Shutdown) -> (u16, String) {
@@ -130,9 +137,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             let deadline = closing.as_ref().map(|(_, deadline)| *deadline);
             tokio::select! {
                 () = peer.outbox().take(&mut self.batch, peer.queue_bytes()), if closing.is_none() => {
-                    let (ws, batch, blocked_for) = (&mut self.ws, &mut self.batch, self.rules.ping_timeout);
+                    let (ws, batch, blocked_for) = (&mut *self.ws, &mut self.batch, self.rules.ping_timeout);
                     let deflate = self.rules.deflate;
-                    let write = async {
+                    let write = std::pin::pin!(async {
                         tokio::select! {
                             // The write first: when it completes at once (the
                             // usual case), the timer below is never armed.
@@ -142,7 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                             frame = &mut aborted => Write::Aborted(frame),
                             () = tokio::time::sleep(blocked_for) => Write::Blocked,
                         }
-                    };
+                    });
                     match while_in_flight(&mut self.in_flight, write).await {
                         Write::Done(Ok(Some(sent))) => {
                             closing = Some((close_parts(&sent), Instant::now() + self.rules.close_timeout));
@@ -188,7 +195,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
                 _ = ping.tick(), if closing.is_none() => {
                     answer_due.get_or_insert(Instant::now() + self.rules.ping_timeout);
-                    let ping = tokio::time::timeout(self.rules.ping_timeout, self.ws.send(Message::Ping(Bytes::new())));
+                    let ping =
+                        std::pin::pin!(tokio::time::timeout(self.rules.ping_timeout, self.ws.send(Message::Ping(Bytes::new()))));
                     if !matches!(while_in_flight(&mut self.in_flight, ping).await, Ok(Ok(()))) {
                         return ended(peer_close, closing);
                     }
@@ -205,8 +213,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 frame = &mut aborted => {
                     let parts = close_parts(&frame);
                     let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
-                    let _ = while_in_flight(&mut self.in_flight, tokio::time::timeout(self.rules.close_timeout, goodbye))
-                        .await;
+                    let goodbye = std::pin::pin!(tokio::time::timeout(self.rules.close_timeout, goodbye));
+                    let _ = while_in_flight(&mut self.in_flight, goodbye).await;
                     return parts;
                 }
                 () = sleep_until(deadline) => return ended(peer_close, closing),
@@ -265,13 +273,14 @@ enum Write {
 /// Do `work` on the socket while the message in flight, if any, goes on.
 /// A connection's callback must never wait for its socket: once the plugin's
 /// fair lock is handed to it, every other connection of the plugin waits
-/// until it runs, and a blocked client would stall them all.
-async fn while_in_flight<F: Future>(in_flight: &mut Option<Callback<'_>>, work: F) -> F::Output {
-    tokio::pin!(work);
+/// until it runs, and a blocked client would stall them all. `work` comes
+/// pinned where the caller made it: moved in, it would take its space twice
+/// in the connection's future.
+async fn while_in_flight<F: Future>(in_flight: &mut Option<Callback<'_>>, mut work: Pin<&mut F>) -> F::Output {
     loop {
         tokio::select! {
             biased;
-            output = &mut work => return output,
+            output = work.as_mut() => return output,
             () = finish_in_flight(in_flight), if in_flight.is_some() => *in_flight = None,
         }
     }
