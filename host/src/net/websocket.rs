@@ -212,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, '_, S> {
                 }
                 frame = &mut aborted => {
                     let parts = close_parts(&frame);
-                    let goodbye = finish(&mut self.ws, vec![Message::Close(Some(frame))]);
+                    let goodbye = finish(self.ws, vec![Message::Close(Some(frame))]);
                     let goodbye = std::pin::pin!(tokio::time::timeout(self.rules.close_timeout, goodbye));
                     let _ = while_in_flight(&mut self.in_flight, goodbye).await;
                     return parts;
