@@ -244,6 +244,17 @@ async fn a_compressed_frame_without_agreement_or_garbage_is_a_protocol_error() -
     garbled.ws.send(Message::Frame(frame)).await?;
     assert_eq!(garbled.expect_close().await?, 1002, "data that does not inflate");
 
+    let mut marked_continuation = Wire::connect(&server, "/echo", Some(BROWSER_OFFER)).await?;
+    let compressed = deflate(chatty(1000).as_bytes());
+    let (first, rest) = compressed.split_at(compressed.len() / 2);
+    let mut frame = Frame::message(first.to_vec(), OpCode::Data(Data::Text), false);
+    frame.header_mut().rsv1 = true;
+    marked_continuation.ws.feed(Message::Frame(frame)).await?;
+    let mut frame = Frame::message(rest.to_vec(), OpCode::Data(Data::Continue), true);
+    frame.header_mut().rsv1 = true;
+    marked_continuation.ws.send(Message::Frame(frame)).await?;
+    assert_eq!(marked_continuation.expect_close().await?, 1002, "RSV1 on a continuation frame");
+
     let mut marked_ping = Wire::connect(&server, "/echo", Some(BROWSER_OFFER)).await?;
     let mut frame = Frame::ping(Vec::new());
     frame.header_mut().rsv1 = true;
