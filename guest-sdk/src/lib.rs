@@ -11,6 +11,8 @@
 //! - [`kv`]: a key-value store that the host keeps across reloads;
 //! - [`timer`]: callbacks later ([`Plugin::on_timer`]), one-shot or repeating;
 //! - [`log`]: the server's log, tagged with the plugin's name;
+//! - [`live`]: live components, server-rendered UI kept in sync with the
+//!   browser by minimal diffs ([`export_live!`] instead of [`export!`]);
 //! - [`Json`] and [`BadMessage`]: reading JSON messages with errors a client
 //!   can understand.
 //!
@@ -45,6 +47,7 @@ mod conn;
 mod export;
 mod json;
 pub mod kv;
+pub mod live;
 pub mod log;
 mod message;
 mod plugin;

@@ -75,7 +75,7 @@ pub trait Plugin: Default + 'static {
 }
 
 /// A WebSocket upgrade request on one of the plugin's routes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConnectRequest {
     /// The route pattern that matched, e.g. `/chat/:room_id`.
     pub route: String,
