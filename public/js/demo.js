@@ -7,6 +7,9 @@ const params = new URLSearchParams(location.search);
 const name = params.get("name") || `guest${Math.floor(Math.random() * 1000)}`;
 $("name").value = name;
 document.querySelectorAll(".me").forEach((node) => (node.textContent = name));
+// The live chat room's user: set before /js/live.js (loaded after this
+// module) mounts the components.
+$("live-chat").dataset.props = JSON.stringify({ room: "lobby", user: name });
 
 function append(list, html) {
   const item = document.createElement("li");
