@@ -44,6 +44,9 @@ mod lifecycle;
 /// Every limit on what a client or a plugin can make the server hold: rooms,
 /// tracked rooms, metadata, the store, the log, the outbox in bytes.
 mod limits;
+/// Live components over a real socket: mount, events and their replies,
+/// per-connection ids, resumption, hot reload, traps, batching, bad input.
+mod live;
 /// Loading plugins: invalid files, route conflicts, the plugins API.
 mod loading;
 /// Prometheus metrics: a scrape during real traffic (messages, refusals,

@@ -1,0 +1,28 @@
+//! The live runtime's limits, through the test kit.
+
+use serde_json::json;
+use switchboard_sdk::live::limits::{MAX_DELIVERIES_PER_CALLBACK, MAX_SUBSCRIPTIONS_PER_COMPONENT};
+use switchboard_sdk::live::{LiveTest, TestError};
+
+use super::Probe;
+
+#[test]
+fn a_component_subscribes_to_at_most_16_rooms() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<Probe>(json!({}))?;
+    live.send_event("subscribe", &[("rooms", &(MAX_SUBSCRIPTIONS_PER_COMPONENT + 1).to_string())])?;
+    let refused: Vec<_> = live.warnings().iter().filter(|warning| warning.contains("subscription refused")).collect();
+    assert_eq!(refused.len(), 1, "{:?}", live.warnings());
+    Ok(())
+}
+
+#[test]
+fn room_messages_that_cause_room_messages_stop_at_the_limit() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<Probe>(json!({}))?;
+    live.send_event("echo", &[])?;
+    assert!(live.warnings().iter().any(|warning| warning.contains("too many room messages")), "{:?}", live.warnings());
+    live.flush()?;
+    let count: usize = live.text("output")?.parse().unwrap_or_default();
+    assert_eq!(count, MAX_DELIVERIES_PER_CALLBACK, "every delivery up to the limit ran, none beyond");
+    live.click("button.inc")?;
+    Ok(())
+}
