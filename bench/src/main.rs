@@ -6,7 +6,8 @@
 //! Four comparisons inside Switchboard share the table: the JavaScript echo
 //! plugin against the Rust one (`js`), the test kit's costs (`kit`),
 //! cluster nodes sharing rooms through Redis against one node (`cluster`),
-//! and clients speaking permessage-deflate against plain ones (`deflate`).
+//! clients speaking permessage-deflate against plain ones (`deflate`), and a
+//! live component's event round trip against an echo's (`live`).
 //!
 //! Run it through `bench/run [--quick]`, which builds everything, raises the
 //! open-file limit and pins this client to core 1 (the servers get core 0).
@@ -16,6 +17,7 @@
 mod cluster;
 mod compression;
 mod kit;
+mod live;
 mod plugin_cost;
 mod redis_server;
 mod scenarios;
@@ -192,6 +194,18 @@ async fn main() -> anyhow::Result<()> {
             deflate_rows(&mut rows, &scenario, PER_MESSAGE, &deflated, &plain);
         }
     }
+    if wanted("live") {
+        let events = if quick { 500 } else { 5000 };
+        let server = bench.switchboard_with(&[(&bench.echo, "echo.wasm"), (bench.todo()?, "todo.wasm")], None, None)?;
+        scenarios::wait_until_optimised(&server.addr, Instant::now() + Duration::from_secs(60)).await?;
+        let run = live::measure(&server, 300, events).await?;
+        let scenario = "live todo, 300 rows (vs whole HTML)";
+        rows.push(row(scenario, "bytes: one-row change frame", run.one_row_frame_bytes, run.html_bytes));
+        rows.push(row(scenario, "bytes: first render (full) frame", run.full_bytes, run.html_bytes));
+        let scenario = "live event round trip (vs echo)";
+        rows.push(row(scenario, "server CPU µs/round trip", run.event_cpu_us, run.echo_cpu_us));
+        rows.push(row(scenario, "round trips/s, one at a time", run.events_per_second, run.echoes_per_second));
+    }
     print_table(&rows);
     Ok(())
 }
@@ -272,6 +286,8 @@ struct Bench {
     chat: PathBuf,
     /// Built by `scripts/build-js-plugins`; needed only by `js` and `kit`.
     echo_js: PathBuf,
+    /// The live todo list; needed only by `live`.
+    todo: PathBuf,
     /// The uWebSockets peer, `bench/uws/server.js`, or why it cannot run
     /// (no Node.js, or its package not installed: `npm ci --prefix bench/uws`).
     uws: Result<PathBuf, String>,
@@ -288,12 +304,18 @@ impl Bench {
             echo: plugins.join("switchboard_plugin_echo.wasm"),
             chat: plugins.join("switchboard_plugin_chat.wasm"),
             echo_js: root.join("plugins/echo-js/dist/echo_js.wasm"),
+            todo: plugins.join("switchboard_plugin_todo.wasm"),
             uws: uws_peer(&root.join("bench/uws")),
         };
         for file in [&bench.server, &bench.baseline, &bench.echo, &bench.chat] {
             anyhow::ensure!(file.is_file(), "{} is missing: run bench/run", file.display());
         }
         Ok(bench)
+    }
+
+    fn todo(&self) -> anyhow::Result<&Path> {
+        anyhow::ensure!(self.todo.is_file(), "{} is missing: run bench/run", self.todo.display());
+        Ok(&self.todo)
     }
 
     fn echo_js(&self) -> anyhow::Result<&Path> {
