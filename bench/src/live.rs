@@ -57,6 +57,11 @@ async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
     }
 }
 
+/// Whether `text` is the reply to event `reference`.
+fn acks(text: &str, reference: usize) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|message| message["ack"] == reference)
+}
+
 /// The todo list with `rows` rows; `events` toggles, one at a time, and as
 /// many echo round trips.
 pub(crate) async fn measure(server: &Server, rows: usize, events: usize) -> anyhow::Result<Live> {
@@ -78,23 +83,29 @@ pub(crate) async fn measure(server: &Server, rows: usize, events: usize) -> anyh
         let id = reference % rows + 1;
         Message::text(json!({"t": "ev", "cid": "c1", "ref": reference, "n": "toggle", "k": "change", "v": {"id": id.to_string(), "value": "on"}}).to_string())
     };
-    // One row toggled: the reply's size (skipping any re-render of the
-    // optimised build's take-over).
-    todo.send(toggle(0)).await?;
-    let reply = loop {
-        let text = next_text(&mut todo).await?;
-        if text.contains(r#""ack":0"#) {
-            break text;
-        }
-    };
-    let before = mirror.html()?;
-    mirror.apply(&serde_json::from_str(&reply)?)?;
-    ensure!(mirror.html()? != before && mirror.html()?.contains("completed"), "the toggle changed nothing: {reply}");
+    // One row toggled, then another: the second reply's size is a one-row
+    // change (the first also brings the "Clear completed" button, and its
+    // template, once).
+    let mut reply = String::new();
+    for reference in [0, rows / 2] {
+        todo.send(toggle(reference)).await?;
+        reply = loop {
+            let text = next_text(&mut todo).await?;
+            if acks(&text, reference) {
+                break text;
+            }
+        };
+        let before = mirror.html()?;
+        mirror.apply(&serde_json::from_str(&reply)?)?;
+        ensure!(mirror.html()? != before, "the toggle changed nothing: {reply}");
+    }
+    ensure!(mirror.html()?.matches("class=\"completed\"").count() == 2, "two rows toggled");
 
     let event_size = toggle(1).len();
+    let first = rows + 1;
     let (events_per_second, event_cpu_us) = timed(server, events, async |i| {
-        todo.send(toggle(i + 1)).await?;
-        while !next_text(&mut todo).await?.contains(&format!(r#""ack":{}"#, i + 1)) {}
+        todo.send(toggle(first + i)).await?;
+        while !acks(&next_text(&mut todo).await?, first + i) {}
         Ok(())
     })
     .await?;

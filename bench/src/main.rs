@@ -198,13 +198,15 @@ async fn main() -> anyhow::Result<()> {
         let events = if quick { 500 } else { 5000 };
         let server = bench.switchboard_with(&[(&bench.echo, "echo.wasm"), (bench.todo()?, "todo.wasm")], None, None)?;
         scenarios::wait_until_optimised(&server.addr, Instant::now() + Duration::from_secs(60)).await?;
-        let run = live::measure(&server, 300, events).await?;
-        let scenario = "live todo, 300 rows (vs whole HTML)";
-        rows.push(row(scenario, "bytes: one-row change frame", run.one_row_frame_bytes, run.html_bytes));
-        rows.push(row(scenario, "bytes: first render (full) frame", run.full_bytes, run.html_bytes));
-        let scenario = "live event round trip (vs echo)";
-        rows.push(row(scenario, "server CPU µs/round trip", run.event_cpu_us, run.echo_cpu_us));
-        rows.push(row(scenario, "round trips/s, one at a time", run.events_per_second, run.echoes_per_second));
+        for list in [300, 10] {
+            let run = live::measure(&server, list, events).await?;
+            let scenario = format!("live todo, {list} rows (vs whole HTML)");
+            rows.push(row(&scenario, "bytes: one-row change frame", run.one_row_frame_bytes, run.html_bytes));
+            rows.push(row(&scenario, "bytes: first render (full) frame", run.full_bytes, run.html_bytes));
+            let scenario = format!("live event, {list} rows (vs echo)");
+            rows.push(row(&scenario, "server CPU µs/round trip", run.event_cpu_us, run.echo_cpu_us));
+            rows.push(row(&scenario, "round trips/s, one at a time", run.events_per_second, run.echoes_per_second));
+        }
     }
     print_table(&rows);
     Ok(())

@@ -74,12 +74,20 @@ impl<'a> Encoder<'a> {
     /// A list diff: rows in place and unchanged are left out, moved rows
     /// are their old index, changed rows their changed slots.
     fn diff_list(&mut self, old: &[(String, Html)], new: &[(String, Html)]) -> Option<Value> {
-        let mut by_key: HashMap<&str, VecDeque<usize>> = HashMap::with_capacity(old.len());
-        for (index, (key, _)) in old.iter().enumerate() {
+        let mut entries = Map::new();
+        // The usual case first: rows that stay where they were, compared in
+        // place; the rest (moves, insertions) through a map of the old keys.
+        let same = old.iter().zip(new).take_while(|((before, _), (after, _))| before == after).count();
+        for (index, ((_, before), (_, after))) in old.iter().zip(new).take(same).enumerate() {
+            if let Some(change) = self.diff(before, after) {
+                entries.insert(index.to_string(), change);
+            }
+        }
+        let mut by_key: HashMap<&str, VecDeque<usize>> = HashMap::with_capacity(old.len() - same);
+        for (index, (key, _)) in old.iter().enumerate().skip(same) {
             by_key.entry(key).or_default().push_back(index);
         }
-        let mut entries = Map::new();
-        for (index, (key, row)) in new.iter().enumerate() {
+        for (index, (key, row)) in new.iter().enumerate().skip(same) {
             let entry = match by_key.get_mut(key.as_str()).and_then(VecDeque::pop_front) {
                 Some(from) => match (from == index, self.diff(&old[from].1, row)) {
                     (true, None) => continue,

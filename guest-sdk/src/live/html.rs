@@ -154,7 +154,7 @@ impl Html {
             entries
                 .into_iter()
                 .map(|(key, row)| {
-                    let key = escape(&key.to_string());
+                    let key = escaped(&key);
                     let keyed = Html {
                         template: keyed_template(&row.template),
                         slots: prepend(Slot::Text(key.clone()), row.slots),
@@ -224,8 +224,14 @@ fn keyed_template(row: &Parsed) -> Parsed {
     })
 }
 
+/// The characters [`escape`] replaces.
+const SPECIAL: [char; 5] = ['&', '<', '>', '"', '\''];
+
 /// Escape text for HTML content and for quoted attribute values.
 pub fn escape(text: &str) -> String {
+    if !text.contains(SPECIAL) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -268,10 +274,16 @@ impl IntoSlot for Raw {
 
 impl<T: Display> IntoSlot for T {
     fn into_slot(self) -> Slot {
-        let mut text = String::new();
-        let _ = write!(text, "{self}");
-        Slot::Text(escape(&text))
+        Slot::Text(escaped(&self))
     }
+}
+
+/// `value` as escaped text, in one allocation when there is nothing to
+/// escape (the usual case: a render makes many of these).
+fn escaped(value: &impl Display) -> String {
+    let mut text = String::new();
+    let _ = write!(text, "{value}");
+    if text.contains(SPECIAL) { escape(&text) } else { text }
 }
 
 /// Build [`Html`] from a template string whose `{}` holes take the
