@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("TODO", "switchboard-plugin-todo"),
     ("CHAT_ROOM", "switchboard-plugin-chat-room"),
     ("LIVE_PROBE", "switchboard-test-plugin-live-probe"),
+    ("LIVE_PROBE_V2", "switchboard-test-plugin-live-probe-v2"),
     ("PROBE", "switchboard-test-plugin-probe"),
     ("RIVAL", "switchboard-test-plugin-rival"),
     ("PREFIX_V1", "switchboard-test-plugin-prefix-v1"),

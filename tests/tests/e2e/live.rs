@@ -293,3 +293,23 @@ async fn a_refused_mount_is_an_error_for_that_component_only() -> anyhow::Result
     assert!(page.shows("<output>1</output>")?);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_new_version_renders_open_pages_with_its_code_and_their_state() -> anyhow::Result<()> {
+    let server = TestServer::start(&[plugins::LIVE_PROBE]).await?;
+    server.wait_for_api("the optimised build", all_optimised).await?;
+    let mut page = Page::mount(&server, "live-probe", "live-probe", json!({"count": 1})).await?;
+    page.click("inc").await?;
+    assert!(page.shows(r#"data-build="v1""#)?);
+    std::fs::write(
+        server.plugins.path().join("switchboard_test_plugin_live_probe.wasm"),
+        std::fs::read(plugins::LIVE_PROBE_V2)?,
+    )?;
+    while !page.shows(r#"data-build="v2""#)? {
+        page.recv("full").await?;
+    }
+    assert!(page.shows("<output>2</output>")?, "the count came over: {}", page.mirror.html()?);
+    page.click("inc").await?;
+    assert!(page.shows("<output>3</output>")?);
+    Ok(())
+}

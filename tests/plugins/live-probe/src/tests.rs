@@ -26,3 +26,17 @@ fn room_messages_that_cause_room_messages_stop_at_the_limit() -> Result<(), Test
     live.click("button.inc")?;
     Ok(())
 }
+
+#[test]
+fn flashes_pushes_and_redirects_reach_the_page() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<Probe>(json!({"count": 4}))?;
+    live.send_event("flash", &[])?;
+    live.send_event("push", &[])?;
+    live.send_event("redirect", &[])?;
+    let flash = live.received_of("flash");
+    assert_eq!(flash.first().map(|m| (m["kind"].clone(), m["msg"].clone())), Some((json!("info"), json!("flashed"))));
+    let push = live.received_of("push");
+    assert_eq!(push.first().map(|m| (m["n"].clone(), m["v"].clone())), Some((json!("poked"), json!(4))));
+    assert_eq!(live.received_of("redirect").first().map(|m| m["to"].clone()), Some(json!("/elsewhere")));
+    Ok(())
+}
