@@ -25,13 +25,13 @@ const views = new Map();
 /** @type {Map<string, LiveSocket>} one socket per WebSocket URL */
 const sockets = new Map();
 let cids = 0; // cids are "c1", "c2", … per page
-let morphing; // the root being morphed: where `data-key` scopes stop
 
 /**
  * @typedef {{el: Element, cid: string, s: LiveSocket, tree?: object, tpl?: object,
- *   resume?: string, on?: boolean, err?: boolean, force?: Element, ft?: number}} View
- *   `on`: rendered by a `full` since the socket opened; `force`: the form whose
- *   submit this frame's diff answers (its fields take the server's values).
+ *   resume?: string, on?: boolean, err?: boolean, force?: {el: Element, sent: Map}, ft?: number}} View
+ *   `on`: rendered by a `full` since the socket opened; `force`: the submit this
+ *   frame's diff answers, with the values it sent (fields that still hold them
+ *   take the server's values).
  */
 
 // ---------------------------------------------------------------------------
@@ -178,7 +178,10 @@ export class LiveSocket {
   event(v, el, k, message) {
     const ref = ++this.ref;
     if (this.send({ t: "ev", cid: v.cid, ref, k, ...message })) {
-      this.pending.set(ref, { el, k });
+      // A submit's reply resets its form's fields, but only those the user
+      // has not typed into since: remember what was sent.
+      const sent = k == "submit" ? new Map([...el.elements].map((f) => [f, f.value])) : null;
+      this.pending.set(ref, { el, k, sent });
       el.classList.add(LOADING);
     }
   }
@@ -201,7 +204,7 @@ export class LiveSocket {
       v.err = false;
       // A submit's reply always renders, so the form's fields take the
       // server's values even when nothing else changed (e.g. a cleared input).
-      if (p?.k == "submit") v.force = p.el;
+      if (p?.k == "submit") v.force = p;
       if (m.t == "full" || m.d || v.force) dirty.add(v);
     } else if (m.t == "err") {
       v.err = true;
@@ -263,40 +266,93 @@ function render(v) {
   t.innerHTML = toHTML(v.tree, v.tpl);
   const to = t.content.ownerDocument.createElement(v.el.tagName);
   to.append(t.content);
-  morphing = v.el;
-  morphdom(v.el, to, { childrenOnly: true, getNodeKey: key, onBeforeElUpdated: (from, next) => update(v, from, next) });
+  const o = {
+    // Only ids are global keys: `data-key` rows are matched within their list by `keyed`.
+    getNodeKey: (el) => el.id || undefined,
+    onBeforeElUpdated: (from, next) => update(v, from, next),
+    onBeforeElChildrenUpdated: (from, next) => !keyed(from, next, o),
+  };
+  if (!keyed(v.el, to, o)) morphdom(v.el, to, { ...o, childrenOnly: true });
   v.force = null;
   stats.patches++;
 }
 
 /**
- * The morph key of a node: its id, else its `data-key` scoped by the nearest
- * keyed ancestor, since the server's keys are unique only within one list
- * (duplicate keys make morphdom leave stale nodes behind). Elements inside a
- * nested component have no key: that component morphs them itself.
+ * Morph a keyed list: when every element child of `to` has a `data-key` (and
+ * the rest is whitespace), rows are matched by key within this element only,
+ * each morphed in place, and the fewest are moved: those off the longest run
+ * of rows still in their old order. So a row added, removed or changed touches
+ * that row alone, and a row that stays (with the focus in it) is never taken
+ * out of the document, as morphdom's own keyed moves would. False when `to` is
+ * not such a list: morphdom morphs it.
  */
-function key(el) {
-  if (!el.getAttribute) return;
-  if (el.id) return el.id;
-  const k = el.getAttribute("data-key");
-  if (k == null) return;
-  const up = el.parentElement?.closest("[id],[data-key],[data-live]");
-  if (!up || up == morphing) return k;
-  const scope = !up.hasAttribute("data-live") && key(up);
-  return scope && scope + "\n" + k;
+function keyed(from, to, o) {
+  const rows = [];
+  for (const n of to.childNodes) {
+    if (n.nodeType == 1 && n.hasAttribute("data-key")) rows.push(n);
+    else if (n.nodeType != 3 || n.data.trim()) return false;
+  }
+  if (!rows.length) return false;
+  const old = new Map();
+  let i = 0;
+  for (const n of [...from.childNodes]) {
+    const k = n.nodeType == 1 ? n.getAttribute("data-key") : null;
+    if (k == null || old.has(k)) from.removeChild(n);
+    else old.set(k, [n, i++]);
+  }
+  const placed = rows.map((row) => {
+    const k = row.getAttribute("data-key");
+    const hit = old.get(k);
+    if (!hit || hit[0].nodeName != row.nodeName) return [row, -1];
+    old.delete(k);
+    morphdom(hit[0], row, o);
+    return hit;
+  });
+  for (const [n] of old.values()) from.removeChild(n);
+  const stay = increasing(placed.map((p) => p[1]));
+  let next = null;
+  for (let j = placed.length - 1; j >= 0; j--) {
+    const n = placed[j][0];
+    if (!stay.has(j)) from.insertBefore(n, next);
+    next = n;
+  }
+  return true;
+}
+
+/**
+ * The positions of a longest strictly increasing run of `a`'s non-negative
+ * values (old row indexes; -1 is a new row): the rows that need not move.
+ */
+function increasing(a) {
+  const tails = [], prev = [];
+  a.forEach((x, j) => {
+    if (x < 0) return;
+    let lo = 0, hi = tails.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      a[tails[m]] < x ? (lo = m + 1) : (hi = m);
+    }
+    prev[j] = lo ? tails[lo - 1] : -1;
+    tails[lo] = j;
+  });
+  const stay = new Set();
+  for (let j = tails.length ? tails[tails.length - 1] : -1; j >= 0; j = prev[j]) stay.add(j);
+  return stay;
 }
 
 /**
  * Before morphdom updates `from` to look like `next`: skip nested components,
  * ignored subtrees and the flash box; keep the loading class; and keep the
  * focused field as the user has it (value, caret, selection, checked), unless
- * this is the reply to a submit of its form. Changing `next` rather than
+ * this is the reply to a submit of its form and the field still holds what
+ * was submitted (typing after Enter is kept). Changing `next` rather than
  * `from` lets morphdom copy the other attributes as usual.
  */
 function update(v, from, next) {
   if (from.matches("[data-live],[data-live-ignore],[data-live-flash]")) return false;
   if (from.classList.contains(LOADING)) next.classList.add(LOADING);
-  if (from != document.activeElement || !FIELD.test(from.tagName) || v.force?.contains(from)) return;
+  const reset = v.force?.el.contains(from) && v.force.sent.get(from) === from.value;
+  if (from != document.activeElement || !FIELD.test(from.tagName) || reset) return;
   if (from.tagName == "SELECT") {
     const chosen = new Set([...from.selectedOptions].map((o) => o.value));
     for (const o of next.options) o.toggleAttribute("selected", chosen.has(o.value));

@@ -11,84 +11,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, copyFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { createServer, connect } from "node:net";
-import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { root, API_KEY, setUp, tearDown, startServer, startRedis, open, browser, countingProxy } from "./harness.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
-const API_KEY = "browser-test-key";
-const PLUGINS = ["chat", "notifications", "game"];
-let folder, browser;
-const processes = [];
-
-/// A `switchboard serve` of the test's plugins, with `extra` TOML; its address.
-async function startServer(extra = "") {
-  const config = join(folder, `switchboard-${processes.length}.toml`);
-  writeFileSync(config, `listen = "127.0.0.1:0"\nplugins = "${join(folder, "plugins")}"\npublic = "${join(root, "public")}"\nwatch = false\n${extra}[api]\nkey = "${API_KEY}"\n`);
-  const server = spawn(join(root, "target/release/switchboard"), ["serve", "--config", config], { stdio: ["ignore", "pipe", "inherit"] });
-  processes.push(server);
-  const line = await new Promise((resolveLine, reject) => {
-    createInterface({ input: server.stdout }).once("line", resolveLine);
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return line.replace("listening on ", "");
-}
-
-/// A private redis-server on a free port; its URL.
-async function startRedis() {
-  const port = await new Promise((resolvePort) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolvePort(port));
-    });
-  });
-  processes.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" }));
-  for (let tries = 0; tries < 200; tries++) {
-    try {
-      execFileSync("redis-cli", ["-p", String(port), "ping"], { stdio: "ignore" });
-      return `redis://127.0.0.1:${port}`;
-    } catch {
-      await new Promise((wait) => setTimeout(wait, 25));
-    }
-  }
-  throw new Error("redis-server did not start");
-}
-
-before(async () => {
-  // The same builds as `cargo test --release --workspace` and tests/build.rs
-  // make, so that after scripts/test's cargo step these are no-ops.
-  const cargo = (args) => execFileSync("cargo", args, { cwd: root, stdio: "inherit" });
-  cargo(["test", "--release", "--workspace", "--no-run"]);
-  const plugins = join(root, "target/test-plugins");
-  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir", plugins, ...PLUGINS.flatMap((p) => ["-p", `switchboard-plugin-${p}`])]);
-  folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
-  mkdirSync(join(folder, "plugins"));
-  for (const plugin of PLUGINS) {
-    copyFileSync(join(plugins, `wasm32-wasip2/plugin/switchboard_plugin_${plugin}.wasm`), join(folder, "plugins", `${plugin}.wasm`));
-  }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  for (const child of processes) child.kill("SIGTERM");
-});
-
-async function open(name, address, prepare = async () => {}) {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-  page.on("pageerror", (error) => assert.fail(`page error on ${name}'s page: ${error}`));
-  await prepare(page);
-  await page.goto(`${address}/?name=${name}`);
-  await page.locator("#status", { hasText: "connected" }).waitFor();
-  return page;
-}
+before(setUp);
+after(tearDown);
 
 /// Chat, a notification published to `publishTo` (which counts `delivered`
 /// of them), and a game to the end, between two pages.
@@ -175,20 +104,6 @@ test("a page that lost its connection shows what it missed, once, when it comes 
   assert.ok(urls.at(-1).includes("recover="), `came back with its position: ${urls.at(-1)}`);
   await Promise.all([ann.close(), bob.close()]);
 });
-
-/// A TCP proxy to `address` that counts the bytes the server sends; its address.
-async function countingProxy(address, counted) {
-  const { hostname, port } = new URL(address);
-  const proxy = createServer((client) => {
-    const server = connect(Number(port), hostname);
-    server.on("data", (bytes) => (counted.bytes += bytes.length));
-    client.pipe(server).pipe(client);
-    for (const end of [client, server]) end.on("error", () => { client.destroy(); server.destroy(); });
-  });
-  await new Promise((listening) => proxy.listen(0, "127.0.0.1", listening));
-  processes.push({ kill: () => proxy.close() });
-  return `http://127.0.0.1:${proxy.address().port}`;
-}
 
 test("Chromium and the server agree on permessage-deflate: a long chat message crosses compressed", async () => {
   const counted = { bytes: 0 };

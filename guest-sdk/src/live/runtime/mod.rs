@@ -3,27 +3,28 @@
 //! each connection has, the 16 ms batching of server-initiated updates, and
 //! the state kept for a page that reconnects or for the next version of the
 //! plugin. It talks to the host through [`Host`], so that the test kit runs
-//! this same code without a host.
+//! this same code without a host. `effects.rs` carries out what callbacks
+//! ask of their `Ctx`; `reload.rs` is the hand-over to a new version.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::component::{Ctx, Effect, Event, Info, Props};
 use super::diff::Encoder;
 use super::erased::{Entry, Erased};
 use super::html::Html;
-use super::limits::{
-    BATCH, MAX_CID_SIZE, MAX_COMPONENTS_PER_CONNECTION, MAX_DELIVERIES_PER_CALLBACK, MAX_ROOM_SIZE,
-    MAX_SUBSCRIPTIONS_PER_COMPONENT,
-};
+use super::limits::{BATCH, MAX_CID_SIZE, MAX_COMPONENTS_PER_CONNECTION};
 use super::parked::{Parked, Saved};
 use super::rooms::{Rooms, Target};
 use crate::plugin::ConnectRequest;
+
+mod effects;
+mod reload;
 
 /// What the runtime needs from the host (the real one, or the test kit's).
 pub(crate) trait Host {
@@ -343,121 +344,6 @@ impl<H: Host> Runtime<H> {
         }
     }
 
-    /// Carry out a callback's effects.
-    fn apply(&mut self, target: &Target, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Subscribe { room, label } => self.subscribe(target, room, label),
-                Effect::Unsubscribe(room) => {
-                    if let Some(mounted) = self.mounted(target) {
-                        mounted.rooms.retain(|(name, _)| *name != room);
-                    }
-                    if self.rooms.borrow_mut().unsubscribe(&room, target) {
-                        self.presence_changed(&room);
-                    }
-                }
-                Effect::Broadcast { room, data } => {
-                    let members = self.rooms.borrow().members(&room);
-                    for member in members {
-                        self.enqueue(member, Info::Message { room: room.clone(), data: data.clone() });
-                    }
-                }
-                Effect::Every(period) => {
-                    let Some(mounted) = self.mounted(target) else { continue };
-                    mounted.tick = period;
-                    let name = tick_timer(target);
-                    match period {
-                        Some(period) => {
-                            if let Err(why) = self.host.set_timer(&name, period, true) {
-                                self.host.warn(&format!("live component timer refused: {why}"));
-                            }
-                        }
-                        None => self.host.cancel_timer(&name),
-                    }
-                }
-                Effect::Push { name, value } => {
-                    self.host.send(target.0, json!({"t": "push", "cid": target.1, "n": name, "v": value}).to_string())
-                }
-                Effect::Flash { kind, message } => {
-                    self.host.send(
-                        target.0,
-                        json!({"t": "flash", "cid": target.1, "kind": kind, "msg": message}).to_string(),
-                    );
-                }
-                Effect::Redirect(to) => {
-                    self.host.send(target.0, json!({"t": "redirect", "cid": target.1, "to": to}).to_string())
-                }
-            }
-        }
-    }
-
-    fn subscribe(&mut self, target: &Target, room: String, label: Option<String>) {
-        if room.is_empty()
-            || room.len() > MAX_ROOM_SIZE
-            || label.as_ref().is_some_and(|label| label.len() > MAX_ROOM_SIZE)
-        {
-            return self.host.warn(&format!(
-                "live component subscription refused: rooms and labels are 1 to {MAX_ROOM_SIZE} bytes"
-            ));
-        }
-        let Some(mounted) = self.mounted(target) else { return };
-        let full = mounted.rooms.len() >= MAX_SUBSCRIPTIONS_PER_COMPONENT;
-        match mounted.rooms.iter_mut().find(|(name, _)| *name == room) {
-            Some((_, old)) => old.clone_from(&label),
-            None if full => {
-                let why = format!(
-                    "live component subscription refused: at most {MAX_SUBSCRIPTIONS_PER_COMPONENT} rooms per component"
-                );
-                return self.host.warn(&why);
-            }
-            None => mounted.rooms.push((room.clone(), label.clone())),
-        }
-        let labelled = label.is_some();
-        if self.rooms.borrow_mut().subscribe(&room, target, label) {
-            self.presence_changed(&room);
-        } else if labelled {
-            // A second tab of someone present: the room has not changed, but
-            // the newcomer needs to know who is there.
-            let users = self.rooms.borrow().labels(&room);
-            self.enqueue(target.clone(), Info::Presence { room, users });
-        }
-    }
-
-    fn presence_changed(&mut self, room: &str) {
-        let users = self.rooms.borrow().labels(room);
-        let members = self.rooms.borrow().members(room);
-        for member in members {
-            self.enqueue(member, Info::Presence { room: room.to_owned(), users: users.clone() });
-        }
-    }
-
-    fn enqueue(&mut self, target: Target, info: Info) {
-        if self.delivered + self.queue.len() >= MAX_DELIVERIES_PER_CALLBACK {
-            if self.delivered + self.queue.len() == MAX_DELIVERIES_PER_CALLBACK {
-                self.host.warn("live components: too many room messages in one callback; the rest are dropped");
-                self.delivered += 1;
-            }
-            return;
-        }
-        self.queue.push_back((target, info));
-    }
-
-    /// Deliver the queued infos (which may queue more).
-    fn drain(&mut self) {
-        while let Some((target, info)) = self.queue.pop_front() {
-            self.delivered += 1;
-            let Some(mounted) = self.connections.get_mut(&target.0).and_then(|c| c.components.get_mut(&target.1))
-            else {
-                continue;
-            };
-            let mut ctx = Ctx::new(&self.rooms);
-            mounted.component.on_info(&mut ctx, &info);
-            let effects = ctx.effects;
-            self.apply(&target, effects);
-            self.dirty.insert(target);
-        }
-    }
-
     /// Deliver what is queued, then send the changed components their
     /// updates, at most one per component per [`BATCH`]; the rest wait for
     /// the flush timer.
@@ -526,82 +412,6 @@ impl<H: Host> Runtime<H> {
         }
         self.host.send(target.0, message.to_string());
     }
-
-    /// Hot reload: every component's state, for the next version.
-    pub(crate) fn snapshot(&self) -> Vec<u8> {
-        let now = self.host.now();
-        let connections: Vec<SavedConnection> = self
-            .connections
-            .iter()
-            .map(|(id, connection)| SavedConnection {
-                id: *id,
-                request: connection.request.clone(),
-                components: connection.components.iter().map(|(cid, mounted)| (cid.clone(), mounted.saved())).collect(),
-            })
-            .collect();
-        serde_json::to_vec(&Snapshot { connections, parked: self.parked.snapshot(now) }).unwrap_or_default()
-    }
-
-    /// Hot reload: take over the previous version's components, and send
-    /// every page their render by the new code (as soon as the host runs
-    /// the reload timer).
-    pub(crate) fn restore(&mut self, state: &[u8]) {
-        let Ok(snapshot) = serde_json::from_slice::<Snapshot>(state) else {
-            return self.host.warn("live components: the previous version's state is unreadable; pages re-join afresh");
-        };
-        let now = self.host.now();
-        self.parked.restore(snapshot.parked, now);
-        for saved in snapshot.connections {
-            self.connections.insert(
-                saved.id,
-                Connection { request: saved.request, sent: HashSet::new(), components: HashMap::new() },
-            );
-            for (cid, component) in saved.components {
-                self.revive((saved.id, cid), component);
-            }
-        }
-        self.drain();
-        if let Err(why) = self.host.set_timer(RELOAD_TIMER, Duration::ZERO, false) {
-            self.host.warn(&format!("live components: reload timer refused: {why}"));
-        }
-    }
-
-    /// Bring back a component saved by the previous version: from its state,
-    /// or mounted again from its props when this version cannot read it.
-    fn revive(&mut self, target: Target, saved: Saved) {
-        let Some(entry) = self.entries.iter().find(|entry| entry.name == saved.name) else { return };
-        let Some(connection) = self.connections.get_mut(&target.0) else { return };
-        let mut effects: Vec<Effect> = Vec::new();
-        let component = match (entry.restore)(saved.state) {
-            Some(component) => {
-                effects.extend(saved.rooms.into_iter().map(|(room, label)| Effect::Subscribe { room, label }));
-                component
-            }
-            None => {
-                let mut ctx = Ctx::new(&self.rooms);
-                let Ok(component) =
-                    (entry.mount)(&mut ctx, &Props { value: saved.props.clone(), request: connection.request.clone() })
-                else {
-                    return;
-                };
-                effects = ctx.effects;
-                component
-            }
-        };
-        let tick = saved.tick_ms.map(Duration::from_millis);
-        let mounted = Mounted {
-            entry,
-            component,
-            props: saved.props,
-            token: saved.token,
-            last: Html::empty(),
-            last_sent: None,
-            rooms: Vec::new(),
-            tick,
-        };
-        connection.components.insert(target.1.clone(), mounted);
-        self.apply(&target, effects);
-    }
 }
 
 fn tick_timer((conn, cid): &Target) -> String {
@@ -614,17 +424,4 @@ fn new_token() -> String {
     use std::hash::BuildHasher;
     let half = || std::collections::hash_map::RandomState::new().hash_one(0_u8);
     format!("{:016x}{:016x}", half(), half())
-}
-
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    connections: Vec<SavedConnection>,
-    parked: Vec<(u64, Saved)>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedConnection {
-    id: u64,
-    request: ConnectRequest,
-    components: Vec<(String, Saved)>,
 }
