@@ -143,7 +143,8 @@ impl Html {
     /// A keyed list. Each entry is a key, unique in the list (e.g. a
     /// database id), and the entry's HTML, whose first element gets the key
     /// as its `data-key` attribute: the browser keeps a row's DOM node
-    /// (and its focus) while rows move around it.
+    /// (and its focus) while rows move around it, when the list is the only
+    /// content of its element (`<ul>{}</ul>`).
     ///
     /// # Panics
     /// When an entry's HTML does not start with an element, such as
