@@ -31,7 +31,12 @@ const PLUGINS = {
   "chat-room": "switchboard-plugin-chat-room",
   "live-probe": "switchboard-test-plugin-live-probe",
 };
+/// Built too, not installed: a second version of live-probe, for hot reloads.
+const OTHER_BUILDS = ["switchboard-test-plugin-live-probe-v2"];
 const built = join(root, "target/test-plugins");
+
+/// The built wasm file of cargo package `pkg`.
+export const wasmOf = (pkg) => join(built, `wasm32-wasip2/plugin/${pkg.replaceAll("-", "_")}.wasm`);
 let folder, plugins;
 /** The browser, once `setUp` has run. */
 export let browser;
@@ -41,7 +46,7 @@ const processes = [];
 export function pluginFolder() {
   const into = mkdtempSync(join(folder, "plugins-"));
   for (const [name, pkg] of Object.entries(PLUGINS)) {
-    copyFileSync(join(built, `wasm32-wasip2/plugin/${pkg.replaceAll("-", "_")}.wasm`), join(into, `${name}.wasm`));
+    copyFileSync(wasmOf(pkg), join(into, `${name}.wasm`));
   }
   return into;
 }
@@ -88,7 +93,7 @@ export async function setUp() {
   // make, so that after scripts/test's cargo step these are no-ops.
   const cargo = (args) => execFileSync("cargo", args, { cwd: root, stdio: "inherit" });
   cargo(["test", "--release", "--workspace", "--no-run"]);
-  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir", built, ...Object.values(PLUGINS).flatMap((p) => ["-p", p])]);
+  cargo(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir", built, ...[...Object.values(PLUGINS), ...OTHER_BUILDS].flatMap((p) => ["-p", p])]);
   folder = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
   plugins = pluginFolder();
   browser = await chromium.launch({

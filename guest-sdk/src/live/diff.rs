@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value, json};
 
-use super::html::{Html, Slot};
+use super::html::{Html, Parsed, Slot};
 
 /// Encodes renders for one connection, which remembers the templates it has
 /// been sent.
@@ -100,5 +100,45 @@ impl<'a> Encoder<'a> {
             entries.insert(index.to_string(), entry);
         }
         (old.len() != new.len() || !entries.is_empty()).then(|| json!({ "kc": new.len(), "k": Value::Object(entries) }))
+    }
+}
+
+/// Templates by id, as a `p` dictionary carries them; ids that do not match
+/// their statics are left out.
+pub(crate) fn templates(p: &Map<String, Value>) -> HashMap<u64, Parsed> {
+    p.iter()
+        .filter_map(|(id, parts)| {
+            let parts: Vec<Box<str>> = serde_json::from_value(parts.clone()).ok()?;
+            let parsed = Parsed::new(parts);
+            (id.parse() == Ok(parsed.statics().id)).then_some((parsed.statics().id, parsed))
+        })
+        .collect()
+}
+
+/// A render back from its wire form ([`Encoder::full`]): what a page was
+/// sent, for the next version of the plugin to diff against.
+pub(crate) fn decode(value: &Value, templates: &HashMap<u64, Parsed>) -> Option<Html> {
+    let node = value.as_object()?;
+    let template = templates.get(&node.get("s")?.as_u64()?)?.clone();
+    let holes = template.statics().parts.len() - 1;
+    let slots = (0..holes).map(|index| decode_slot(node.get(&index.to_string())?, templates)).collect::<Option<_>>()?;
+    Some(Html { template, slots })
+}
+
+fn decode_slot(value: &Value, templates: &HashMap<u64, Parsed>) -> Option<Slot> {
+    match value {
+        Value::String(text) => Some(Slot::Text(text.clone())),
+        Value::Object(list) if list.contains_key("kc") => {
+            let entries = list.get("k")?.as_object()?;
+            let rows = (0..list.get("kc")?.as_u64()?).map(|index| {
+                let row = decode(entries.get(&index.to_string())?, templates)?;
+                // A keyed row's first slot is its key (see `Html::list`).
+                let Some(Slot::Text(key)) = row.slots.first() else { return None };
+                Some((key.clone(), row))
+            });
+            rows.collect::<Option<_>>().map(Slot::List)
+        }
+        Value::Object(_) => decode(value, templates).map(Slot::Node),
+        _ => None,
     }
 }

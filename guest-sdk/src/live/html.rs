@@ -75,7 +75,7 @@ impl Template {
 }
 
 impl Parsed {
-    fn new(parts: Vec<Box<str>>) -> Parsed {
+    pub(crate) fn new(parts: Vec<Box<str>>) -> Parsed {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
         for part in &parts {
             for byte in part.bytes().chain([0xff]) {

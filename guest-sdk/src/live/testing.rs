@@ -413,7 +413,8 @@ impl LiveTest {
     }
 
     /// Hot reload: the plugin's state goes to a new runtime (as to the next
-    /// version of the plugin), which re-renders every page.
+    /// version of the plugin), which sends every page what its render
+    /// changes (nothing, as the code is the same).
     pub fn reload(&mut self) -> Result<(), TestError> {
         let state = self.runtime.snapshot();
         let host = std::mem::take(&mut self.runtime.host);

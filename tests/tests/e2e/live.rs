@@ -11,6 +11,8 @@ struct Page {
     mirror: Mirror,
     resume: Option<String>,
     next_ref: u64,
+    /// How many `full` renders the page got.
+    fulls: usize,
 }
 
 impl Page {
@@ -31,6 +33,7 @@ impl Page {
             mirror: Mirror::default(),
             resume: None,
             next_ref: 1,
+            fulls: 0,
         };
         page.client.send_json(&json!({"t": "join", "cid": "c1", "c": component, "p": props, "resume": resume})).await?;
         let full = page.recv("full").await?;
@@ -41,11 +44,16 @@ impl Page {
         Ok(page)
     }
 
+    fn apply(&mut self, message: &Value) -> anyhow::Result<()> {
+        self.fulls += usize::from(message["t"] == "full");
+        Ok(self.mirror.apply(message)?)
+    }
+
     /// The next message of type `t`, applied to the mirror (as all before it).
     async fn recv(&mut self, t: &str) -> anyhow::Result<Value> {
         loop {
             let message = self.client.recv_json().await?;
-            self.mirror.apply(&message)?;
+            self.apply(&message)?;
             if let Some(token) = message["resume"].as_str() {
                 self.resume = Some(token.to_owned());
             }
@@ -65,23 +73,18 @@ impl Page {
             .await?;
         loop {
             let message = self.client.recv_json().await?;
-            self.mirror.apply(&message)?;
+            self.apply(&message)?;
             if message["ack"] == reference {
                 return Ok(message);
             }
         }
     }
 
-    /// The next message that is not a `full` render (the host's optimised
-    /// build takes over shortly after start, and re-renders every page).
+    /// The next message, applied to the mirror.
     async fn answer(&mut self) -> anyhow::Result<Value> {
-        loop {
-            let message = self.client.recv_json().await?;
-            self.mirror.apply(&message)?;
-            if message["t"] != "full" {
-                return Ok(message);
-            }
-        }
+        let message = self.client.recv_json().await?;
+        self.apply(&message)?;
+        Ok(message)
     }
 
     async fn click(&mut self, name: &str) -> anyhow::Result<Value> {
@@ -146,7 +149,7 @@ async fn a_page_that_comes_back_with_its_token_resumes_its_component() -> anyhow
 #[tokio::test]
 async fn a_hot_reload_re_renders_open_pages_with_their_state() -> anyhow::Result<()> {
     let server = TestServer::start(&[plugins::COUNTER]).await?;
-    // The optimised build's take-over re-renders too: let it happen first.
+    // The optimised build takes over shortly after start: let it happen first.
     server.wait_for_api("the optimised build", all_optimised).await?;
     let mut page = Page::mount(&server, "counter", "counter", json!({"count": 5})).await?;
     page.click("inc").await?;
@@ -160,11 +163,12 @@ async fn a_hot_reload_re_renders_open_pages_with_their_state() -> anyhow::Result
             plugin_in(api, "counter").is_some_and(|plugin| Some(&plugin["sha256"]) != before.as_ref())
         })
         .await?;
-    // The new version sends the page its render, unasked, on the same socket.
-    let full = page.recv("full").await?;
-    assert!(full["p"].as_object().is_some_and(|templates| !templates.is_empty()), "templates again, for the new code");
-    assert!(page.shows("<output>6</output>")?, "{}", page.mirror.html()?);
-    page.click("inc").await?;
+    server.wait_for_api("the new version's optimised build", all_optimised).await?;
+    // The same socket, the count carried over, and nothing re-sent: the new
+    // version renders what the page shows (so does the optimised build).
+    let reply = page.click("inc").await?;
+    assert_eq!(reply, json!({"t": "diff", "cid": "c1", "ack": 2, "d": {"0": "7"}}));
+    assert_eq!(page.fulls, 1, "no full render after the first");
     assert!(page.shows("<output>7</output>")?);
     Ok(())
 }
@@ -305,9 +309,11 @@ async fn a_new_version_renders_open_pages_with_its_code_and_their_state() -> any
         server.plugins.path().join("switchboard_test_plugin_live_probe.wasm"),
         std::fs::read(plugins::LIVE_PROBE_V2)?,
     )?;
-    while !page.shows(r#"data-build="v2""#)? {
-        page.recv("full").await?;
-    }
+    // Only what the new code changed crosses the wire: the build marker.
+    let change = page.recv("diff").await?;
+    assert_eq!(change.get("p"), None, "no template is new to the page");
+    assert!(page.shows(r#"data-build="v2""#)?, "{change}");
+    assert_eq!(page.fulls, 1);
     assert!(page.shows("<output>2</output>")?, "the count came over: {}", page.mirror.html()?);
     page.click("inc").await?;
     assert!(page.shows("<output>3</output>")?);

@@ -219,7 +219,11 @@ impl<H: Host> Runtime<H> {
         } else if name == RELOAD_TIMER {
             let targets: Vec<Target> = self.targets().collect();
             for target in targets {
-                self.send_full(&target);
+                // A page whose render did not come over gets the whole of it.
+                match self.mounted(&target) {
+                    Some(mounted) if mounted.last == Html::empty() => self.send_full(&target),
+                    _ => self.send_diff(&target, None),
+                }
             }
         } else if let Some((conn, cid)) = name.strip_prefix(TICK_TIMER).and_then(|rest| rest.split_once(':')) {
             match conn.parse() {

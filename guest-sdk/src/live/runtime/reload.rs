@@ -1,14 +1,18 @@
 //! Hot reload: the runtime's components handed to the next version of the
-//! plugin (`snapshot`), and taken over by it (`restore`), which sends every
-//! page its render by the new code.
+//! plugin (`snapshot`), with what each page shows, and taken over by it
+//! (`restore`), which sends every page what its render by the new code
+//! changes: nothing when the code renders the same (as when the host's
+//! optimised build of the same file takes over).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{Connection, Host, Mounted, RELOAD_TIMER, Runtime};
 use crate::live::component::{Ctx, Effect, Props};
+use crate::live::diff::{self, Encoder};
 use crate::live::html::Html;
 use crate::live::parked::Saved;
 use crate::live::rooms::Target;
@@ -21,18 +25,34 @@ impl<H: Host> Runtime<H> {
         let connections: Vec<SavedConnection> = self
             .connections
             .iter()
-            .map(|(id, connection)| SavedConnection {
-                id: *id,
-                request: connection.request.clone(),
-                components: connection.components.iter().map(|(cid, mounted)| (cid.clone(), mounted.saved())).collect(),
+            .map(|(id, connection)| {
+                // What each page shows, with the templates it was sent in.
+                let mut sent = HashSet::new();
+                let mut encoder = Encoder::new(&mut sent);
+                let renders = connection
+                    .components
+                    .iter()
+                    .map(|(cid, mounted)| (cid.clone(), encoder.full(&mounted.last)))
+                    .collect();
+                SavedConnection {
+                    id: *id,
+                    request: connection.request.clone(),
+                    components: connection
+                        .components
+                        .iter()
+                        .map(|(cid, mounted)| (cid.clone(), mounted.saved()))
+                        .collect(),
+                    renders,
+                    templates: encoder.templates,
+                }
             })
             .collect();
         serde_json::to_vec(&Snapshot { connections, parked: self.parked.snapshot(now) }).unwrap_or_default()
     }
 
     /// Hot reload: take over the previous version's components, and send
-    /// every page their render by the new code (as soon as the host runs
-    /// the reload timer).
+    /// every page what the new code's render changes (as soon as the host
+    /// runs the reload timer).
     pub(crate) fn restore(&mut self, state: &[u8]) {
         let Ok(snapshot) = serde_json::from_slice::<Snapshot>(state) else {
             return self.host.warn("live components: the previous version's state is unreadable; pages re-join afresh");
@@ -40,12 +60,13 @@ impl<H: Host> Runtime<H> {
         let now = self.host.now();
         self.parked.restore(snapshot.parked, now);
         for saved in snapshot.connections {
-            self.connections.insert(
-                saved.id,
-                Connection { request: saved.request, sent: HashSet::new(), components: HashMap::new() },
-            );
+            let templates = diff::templates(&saved.templates);
+            let sent = templates.keys().copied().collect();
+            self.connections.insert(saved.id, Connection { request: saved.request, sent, components: HashMap::new() });
+            let mut renders: HashMap<String, Value> = saved.renders.into_iter().collect();
             for (cid, component) in saved.components {
-                self.revive((saved.id, cid), component);
+                let shown = renders.remove(&cid).and_then(|tree| diff::decode(&tree, &templates));
+                self.revive((saved.id, cid), component, shown);
             }
         }
         self.drain();
@@ -56,7 +77,9 @@ impl<H: Host> Runtime<H> {
 
     /// Bring back a component saved by the previous version: from its state,
     /// or mounted again from its props when this version cannot read it.
-    fn revive(&mut self, target: Target, saved: Saved) {
+    /// `shown` is what its page shows, to diff the new version's render
+    /// against.
+    fn revive(&mut self, target: Target, saved: Saved, shown: Option<Html>) {
         let Some(entry) = self.entries.iter().find(|entry| entry.name == saved.name) else { return };
         let Some(connection) = self.connections.get_mut(&target.0) else { return };
         let mut effects: Vec<Effect> = Vec::new();
@@ -82,7 +105,7 @@ impl<H: Host> Runtime<H> {
             component,
             props: saved.props,
             token: saved.token,
-            last: Html::empty(),
+            last: shown.unwrap_or_else(Html::empty),
             last_sent: None,
             rooms: Vec::new(),
             tick,
@@ -103,4 +126,10 @@ struct SavedConnection {
     id: u64,
     request: ConnectRequest,
     components: Vec<(String, Saved)>,
+    /// Each component's last render, in its wire form (by cid).
+    #[serde(default)]
+    renders: Vec<(String, Value)>,
+    /// The templates of those renders, which the page has.
+    #[serde(default)]
+    templates: Map<String, Value>,
 }
