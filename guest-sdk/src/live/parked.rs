@@ -19,6 +19,10 @@ pub(crate) struct Saved {
     pub(crate) state: Value,
     pub(crate) rooms: Vec<(String, Option<String>)>,
     pub(crate) tick_ms: Option<u64>,
+    /// The `sub` claim of the connection that parked it: only a connection
+    /// of the same user (or, without tokens, any) takes it back.
+    #[serde(default)]
+    pub(crate) user: Option<String>,
 }
 
 impl Saved {
@@ -50,10 +54,12 @@ impl Parked {
         self.entries.push_back((now, saved, size));
     }
 
-    /// The component parked under `token`, taken out.
-    pub(crate) fn take(&mut self, token: &str, now: Duration) -> Option<Saved> {
+    /// The component parked under `token` by `user`, taken out. A token
+    /// presented by someone else leaves it where it is.
+    pub(crate) fn take(&mut self, token: &str, user: Option<&str>, now: Duration) -> Option<Saved> {
         self.expire(now);
-        let index = self.entries.iter().position(|(_, saved, _)| saved.token == token)?;
+        let index =
+            self.entries.iter().position(|(_, saved, _)| saved.token == token && saved.user.as_deref() == user)?;
         let (_, saved, size) = self.entries.remove(index)?;
         self.bytes -= size;
         Some(saved)
@@ -107,6 +113,7 @@ mod tests {
             state,
             rooms: Vec::new(),
             tick_ms: None,
+            user: None,
         }
     }
 
@@ -115,9 +122,17 @@ mod tests {
         let mut parked = Parked::default();
         parked.park(saved("a", Value::from(1)), Duration::ZERO);
         parked.park(saved("b", Value::from(2)), Duration::from_secs(1));
-        assert_eq!(parked.take("a", Duration::from_secs(2)).map(|s| s.state), Some(Value::from(1)));
-        assert!(parked.take("a", Duration::from_secs(2)).is_none(), "a token resumes once");
-        assert!(parked.take("b", Duration::from_secs(1) + PARK_FOR).is_none(), "expired");
+        assert_eq!(parked.take("a", None, Duration::from_secs(2)).map(|s| s.state), Some(Value::from(1)));
+        assert!(parked.take("a", None, Duration::from_secs(2)).is_none(), "a token resumes once");
+        parked.park(Saved { user: Some("ann".into()), ..saved("c", Value::from(3)) }, Duration::from_secs(2));
+        assert!(parked.take("c", Some("bob"), Duration::from_secs(2)).is_none(), "another user's token");
+        assert!(parked.take("c", None, Duration::from_secs(2)).is_none(), "no user");
+        assert_eq!(
+            parked.take("c", Some("ann"), Duration::from_secs(2)).map(|s| s.state),
+            Some(Value::from(3)),
+            "still there for ann"
+        );
+        assert!(parked.take("b", None, Duration::from_secs(1) + PARK_FOR).is_none(), "expired");
         assert_eq!(parked.bytes, 0);
     }
 
@@ -128,14 +143,14 @@ mod tests {
             parked.park(saved(&index.to_string(), Value::from(index)), Duration::ZERO);
         }
         assert_eq!(parked.entries.len(), MAX_PARKED);
-        assert!(parked.take("0", Duration::ZERO).is_none(), "the oldest went first");
+        assert!(parked.take("0", None, Duration::ZERO).is_none(), "the oldest went first");
         let big = Value::String("x".repeat(MAX_PARKED_BYTES / 3));
         for index in 0..4 {
             parked.park(saved(&format!("big{index}"), big.clone()), Duration::ZERO);
         }
         assert!(parked.bytes <= MAX_PARKED_BYTES, "{} bytes kept", parked.bytes);
-        assert!(parked.take("big3", Duration::ZERO).is_some());
+        assert!(parked.take("big3", None, Duration::ZERO).is_some());
         parked.park(saved("huge", Value::String("x".repeat(MAX_PARKED_BYTES + 1))), Duration::ZERO);
-        assert!(parked.take("huge", Duration::ZERO).is_none(), "a state over the whole budget is not kept");
+        assert!(parked.take("huge", None, Duration::ZERO).is_none(), "a state over the whole budget is not kept");
     }
 }

@@ -1,5 +1,6 @@
 use std::time::{Duration, Instant};
 
+use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use switchboard::Config;
 use switchboard_sdk::live::Mirror;
@@ -28,8 +29,19 @@ impl Page {
         props: Value,
         resume: Option<&str>,
     ) -> anyhow::Result<Page> {
+        Page::mount_at(server, &format!("/live/{plugin}"), component, props, resume).await
+    }
+
+    /// Connect to `path` and mount `component` as `c1`, with `resume` if given.
+    async fn mount_at(
+        server: &TestServer,
+        path: &str,
+        component: &str,
+        props: Value,
+        resume: Option<&str>,
+    ) -> anyhow::Result<Page> {
         let mut page = Page {
-            client: server.connect(&format!("/live/{plugin}")).await?,
+            client: server.connect(path).await?,
             mirror: Mirror::default(),
             resume: None,
             next_ref: 1,
@@ -317,5 +329,29 @@ async fn a_new_version_renders_open_pages_with_its_code_and_their_state() -> any
     assert!(page.shows("<output>2</output>")?, "the count came over: {}", page.mirror.html()?);
     page.click("inc").await?;
     assert!(page.shows("<output>3</output>")?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_resume_token_brings_a_component_back_to_its_own_user_only() -> anyhow::Result<()> {
+    const SECRET: &str = "live-test-secret";
+    let token = |user: &str| {
+        let claims = json!({"sub": user, "exp": 4_000_000_000_u64});
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+    };
+    let mut config = Config::default();
+    config.auth.secret = Some(SECRET.into());
+    let server = TestServer::start_with(&[plugins::COUNTER], config).await?;
+    let (ann, bob) =
+        (format!("/live/counter?token={}", token("ann")?), format!("/live/counter?token={}", token("bob")?));
+    let mut page = Page::mount_at(&server, &ann, "counter", json!({"count": 10}), None).await?;
+    page.click("inc").await?;
+    let resume = page.resume.clone().expect("a full render carries a resume token");
+    page.client.close().await?;
+
+    let thief = Page::mount_at(&server, &bob, "counter", json!({"count": 10}), Some(&resume)).await?;
+    assert!(thief.shows("<output>10</output>")?, "bob cannot take ann's component: {}", thief.mirror.html()?);
+    let back = Page::mount_at(&server, &ann, "counter", json!({"count": 10}), Some(&resume)).await?;
+    assert!(back.shows("<output>11</output>")?, "ann still can: {}", back.mirror.html()?);
     Ok(())
 }

@@ -90,6 +90,13 @@ struct Connection {
     components: HashMap<String, Mounted>,
 }
 
+impl Connection {
+    /// The user its verified token names (`sub`), if it has one.
+    fn user(&self) -> Option<&str> {
+        self.request.claim("sub").and_then(Value::as_str)
+    }
+}
+
 /// A mounted component.
 struct Mounted {
     entry: &'static Entry,
@@ -118,6 +125,7 @@ impl Mounted {
             state: self.component.state(),
             rooms: self.rooms.clone(),
             tick_ms: self.tick.map(|tick| u64::try_from(tick.as_millis()).unwrap_or(u64::MAX)),
+            user: None,
         }
     }
 }
@@ -270,8 +278,9 @@ impl<H: Host> Runtime<H> {
             );
         }
         let now = self.host.now();
+        let user = connection.user();
         let resumed = resume
-            .and_then(|token| self.parked.take(&token, now))
+            .and_then(|token| self.parked.take(&token, user, now))
             .filter(|saved| saved.name == name)
             .and_then(|saved| Some(((entry.restore)(saved.state.clone())?, saved)));
         let (component, token, props, effects) = match resumed {
@@ -344,7 +353,8 @@ impl<H: Host> Runtime<H> {
         self.dirty.remove(target);
         if park {
             let now = self.host.now();
-            self.parked.park(mounted.saved(), now);
+            let user = self.connections.get(&target.0).and_then(|connection| connection.user().map(str::to_owned));
+            self.parked.park(Saved { user, ..mounted.saved() }, now);
         }
     }
 
