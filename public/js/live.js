@@ -151,6 +151,12 @@ export class LiveSocket {
       this.pending.clear();
       for (const v of this.views.values()) classes(v, (v.on = false));
       if (e.code == 1011) this.crashed = true;
+      // Refused by policy (a missing or bad token): trying again would only
+      // be refused again. Say why, and stop.
+      if (e.code == 1008 && !this.closed) {
+        this.closed = true;
+        for (const v of this.views.values()) (v.err = true), classes(v), show(v, "error", "error", { code: "refused", msg: e.reason || "refused" });
+      }
       if (this.closed) return;
       // Backoff with jitter: 50–100 % of a delay doubling from 100 ms to 5 s.
       setTimeout(() => this.closed || this.connect(), this.delay * (0.5 + Math.random() / 2));

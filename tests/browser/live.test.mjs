@@ -28,6 +28,8 @@ async function instrument(page) {
   });
   await page.addInitScript(() => {
     const log = (window.__live = { sent: [], received: [], closed: [] });
+    window.__liveErrors = [];
+    document.addEventListener("live:error", (event) => window.__liveErrors.push(event.detail));
     const Native = window.WebSocket;
     window.WebSocket = class extends Native {
       constructor(...args) {
@@ -61,8 +63,9 @@ async function demo(name, address, prepare = async () => {}) {
 }
 
 /// A page of the server's origin whose body is `html` (with /js/live.js),
-/// instrumented, once the root `#root` is connected and rendered.
-async function testPage(address, html) {
+/// instrumented, once the root `#root` is connected and rendered (unless
+/// `wait` is false).
+async function testPage(address, html, wait = true) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   page.on("pageerror", (error) => assert.fail(`page error on the test page: ${error}`));
   // Chromium's Local Network Access checks treat a page that does not come
@@ -72,7 +75,7 @@ async function testPage(address, html) {
   const body = `<!doctype html><html><head><meta charset="utf-8"><title>live test</title></head><body>\n${html}\n<script type="module" src="/js/live.js"></script></body></html>`;
   await page.route(`${address}/live-test.html`, (route) => route.fulfill({ contentType: "text/html", body }));
   await page.goto(`${address}/live-test.html`);
-  await rendered(page, "#root");
+  if (wait) await rendered(page, "#root");
   return page;
 }
 
@@ -459,6 +462,18 @@ test("a new version of a live plugin re-renders the open page with its code and 
   assert.equal(await page.evaluate(() => window.__live.received.filter((m) => m.t === "full").length), 1, "a diff, not a full render");
   await click(page, "#root button.inc", "#root output", "7");
   assert.equal(await page.evaluate(() => window.__marker), "before the reload", "the page did not reload");
+  await page.close();
+});
+
+test("a page refused by policy (1008: no token) says why and does not knock again", async () => {
+  const address = await server(`[auth]\nsecret = "browser-live-secret"\n[plugin.counter]\nauth_required = true\n`);
+  const page = await testPage(address, `<div id="root" data-live="counter"></div>`, false);
+  await page.waitForFunction(() => document.querySelector("#root").classList.contains("live-error"));
+  assert.deepEqual(await page.evaluate(() => window.__live.closed), ["/live/counter 1008"]);
+  assert.equal(await page.evaluate(() => window.__liveErrors.map((e) => `${e.code}: ${e.msg}`).join()), "refused: missing token");
+  // The first retry would come within 100 ms: give it five times that.
+  await new Promise((wait) => setTimeout(wait, 500));
+  assert.deepEqual(await page.evaluate(() => window.__live.closed), ["/live/counter 1008"], "no second attempt");
   await page.close();
 });
 
