@@ -3,30 +3,30 @@
 //! are filled at each render, so that the wire can carry the statics once
 //! and, after that, only the dynamic parts that changed.
 //!
-//! Every dynamic value is HTML-escaped ([`Slot`]'s `From` impls); raw HTML
+//! Every dynamic value is HTML-escaped ([`IntoSlot`]); raw HTML
 //! goes in only through [`raw`]. List entries must have keys ([`Html::list`]):
 //! the diff sends a moved row as its old index and a changed row as its
 //! changed slots, and the browser keeps each row's DOM node.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::{Display, Write as _};
-use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 /// A template written in the plugin's code: HTML text with `{}` holes, one
 /// per dynamic value. Made by [`html!`](crate::html); not built by hand.
 #[derive(Debug)]
 pub struct Template {
     source: &'static str,
+    /// Parsed at the first render that uses it: a render costs a load and
+    /// a reference count, not a lookup.
+    parsed: OnceLock<Parsed>,
 }
 
 /// A template's statics and its id, shared by every render that uses it.
 #[derive(Debug, Clone)]
-pub(crate) struct Parsed(Rc<Statics>);
+pub(crate) struct Parsed(Arc<Statics>);
 
-/// Parsed once per template; a keyed row's derived template is made once per
-/// row template (see [`keyed_template`]).
-#[derive(Debug, PartialEq, Eq)]
+/// Parsed once per template.
+#[derive(Debug)]
 pub(crate) struct Statics {
     /// The id the wire names the template by: a hash of the statics (53 bits,
     /// so that JavaScript's numbers hold it), hence the same across reloads
@@ -34,12 +34,15 @@ pub(crate) struct Statics {
     pub(crate) id: u64,
     /// The text around the holes: one more than there are holes.
     pub(crate) parts: Vec<Box<str>>,
+    /// This template as a keyed list's row, with a `data-key` hole on its
+    /// first element (see [`keyed_template`]), made at its first such use.
+    keyed: OnceLock<Parsed>,
 }
 
 impl Template {
     /// A template of `source`, whose holes are the `{}` pairs.
     pub const fn new(source: &'static str) -> Template {
-        Template { source }
+        Template { source, parsed: OnceLock::new() }
     }
 
     /// How many `{}` holes `source` has; `html!` checks it against its
@@ -58,19 +61,8 @@ impl Template {
         count
     }
 
-    /// The parsed template, made at its first use on this thread: a plugin
-    /// has one thread, and statics are `Rc`, not shared between threads.
     fn parsed(&'static self) -> Parsed {
-        thread_local! {
-            static PARSED: RefCell<HashMap<usize, Parsed>> = RefCell::new(HashMap::new());
-        }
-        let address = std::ptr::from_ref(self) as usize;
-        PARSED.with_borrow_mut(|cache| {
-            cache
-                .entry(address)
-                .or_insert_with(|| Parsed::new(self.source.split("{}").map(Box::from).collect()))
-                .clone()
-        })
+        self.parsed.get_or_init(|| Parsed::new(self.source.split("{}").map(Box::from).collect())).clone()
     }
 }
 
@@ -83,7 +75,7 @@ impl Parsed {
                 hash = hash.wrapping_mul(0x0100_0000_01b3);
             }
         }
-        Parsed(Rc::new(Statics { id: hash & ((1 << 53) - 1), parts }))
+        Parsed(Arc::new(Statics { id: hash & ((1 << 53) - 1), parts, keyed: OnceLock::new() }))
     }
 
     pub(crate) fn statics(&self) -> &Statics {
@@ -197,32 +189,21 @@ fn prepend(first: Slot, rest: Vec<Slot>) -> Vec<Slot> {
 /// The template of a keyed row: `row` with a `data-key` hole added to its
 /// first element's tag, made once per row template.
 fn keyed_template(row: &Parsed) -> Parsed {
-    thread_local! {
-        static KEYED: RefCell<HashMap<u64, Parsed>> = RefCell::new(HashMap::new());
-    }
-    KEYED.with_borrow_mut(|cache| {
-        cache
-            .entry(row.statics().id)
-            .or_insert_with(|| {
-                let parts = &row.statics().parts;
-                let first = parts.first().map_or("", |part| &**part);
-                let start = first.len() - first.trim_start().len();
-                let name_end = first[start..]
-                    .strip_prefix('<')
-                    .filter(|tag| tag.starts_with(|c: char| c.is_ascii_alphabetic()))
-                    .map(|tag| {
-                        start + 1 + tag.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(tag.len())
-                    })
-                    .unwrap_or_else(|| panic!("a keyed list entry must start with an element, not {first:?}"));
-                let mut keyed = vec![
-                    format!("{} data-key=\"", &first[..name_end]).into(),
-                    format!("\"{}", &first[name_end..]).into(),
-                ];
-                keyed.extend(parts[1..].iter().cloned());
-                Parsed::new(keyed)
-            })
-            .clone()
-    })
+    let keyed = row.statics().keyed.get_or_init(|| {
+        let parts = &row.statics().parts;
+        let first = parts.first().map_or("", |part| &**part);
+        let start = first.len() - first.trim_start().len();
+        let name_end = first[start..]
+            .strip_prefix('<')
+            .filter(|tag| tag.starts_with(|c: char| c.is_ascii_alphabetic()))
+            .map(|tag| start + 1 + tag.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(tag.len()))
+            .unwrap_or_else(|| panic!("a keyed list entry must start with an element, not {first:?}"));
+        let mut keyed =
+            vec![format!("{} data-key=\"", &first[..name_end]).into(), format!("\"{}", &first[name_end..]).into()];
+        keyed.extend(parts[1..].iter().cloned());
+        Parsed::new(keyed)
+    });
+    keyed.clone()
 }
 
 /// The characters [`escape`] replaces.
