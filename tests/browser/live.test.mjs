@@ -477,6 +477,28 @@ test("a page refused by policy (1008: no token) says why and does not knock agai
   await page.close();
 });
 
+test("pushes, flashes, a key filter, the default debounce and a redirect reach the page", async () => {
+  const page = await testPage(await server(), `<div id="root" data-live="live-probe" data-props='{"count":3}'></div>`);
+  const detail = page.evaluate(() => new Promise((resolve) => document.addEventListener("live:poked", (event) => resolve(event.detail), { once: true })));
+  await page.click("#root button.push");
+  assert.equal(await detail, 3, "push_event arrives as a live:poked DOM event");
+  await page.click("#root button.flash-me");
+  await text(page, "#root .flash", "flashed");
+  // A key filter: only Enter sends the event.
+  await page.focus("#root input.key");
+  await page.keyboard.press("a");
+  await page.keyboard.press("Enter");
+  await text(page, "#root output", "4");
+  assert.deepEqual(await page.evaluate(() => window.__live.sent.filter((m) => m.n === "inc").map((m) => m.k)), ["keydown"]);
+  // `data-debounce` without a number: 300 ms of quiet, so fast typing is one event.
+  await page.focus("#root input.typing");
+  await page.keyboard.type("abc", { delay: 30 });
+  await text(page, "#root output", "5");
+  assert.equal(await page.evaluate(() => window.__live.sent.filter((m) => m.n === "inc" && m.k === "input").length), 1);
+  await Promise.all([page.waitForURL(/\/elsewhere$/), page.click("#root button.go")]);
+  await page.close();
+});
+
 test("a plugin crash: the page shows the error, the component comes back afresh and works", async () => {
   const page = await testPage(await server(), `<div id="root" data-live="live-probe" data-props='{"count":5}'></div>`);
   await page.evaluate(() => {

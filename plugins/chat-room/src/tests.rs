@@ -60,3 +60,36 @@ fn a_mount_without_a_user_is_refused() {
     let refused = LiveTest::mount::<ChatRoom>(json!({"room": "lobby"}));
     assert!(matches!(&refused, Err(TestError::Component { code, .. }) if code == "refused"), "{refused:?}");
 }
+
+#[test]
+fn messages_names_and_the_history_kept_for_newcomers_are_bounded() -> Result<(), TestError> {
+    let long = "x".repeat(super::MAX_TEXT + 1);
+    let mut live = LiveTest::mount::<ChatRoom>(json!({"room": "bounds", "user": "ann"}))?;
+    assert!(matches!(live.submit("form.say", &[("text", &long)]), Err(TestError::Component { .. })));
+    for index in 0..super::HISTORY + 5 {
+        live.submit("form.say", &[("text", &index.to_string())])?;
+    }
+    assert_eq!(live.count(".log li")?, super::HISTORY, "a page shows the last 50");
+    live.open_page("chat-room", json!({"room": "bounds", "user": "bob"}))?;
+    assert_eq!(live.count(".log li")?, super::HISTORY, "a newcomer gets the last 50");
+    let too_long = "n".repeat(super::MAX_NAME + 1);
+    let refused = live.open_page("chat-room", json!({"room": "bounds", "user": too_long}));
+    assert!(matches!(refused, Err(TestError::Component { .. })), "{refused:?}");
+    Ok(())
+}
+
+#[test]
+fn history_is_kept_for_at_most_100_rooms() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<ChatRoom>(json!({"room": "first", "user": "ann"}))?;
+    // 101 rooms with a message each (and "first", and any room of another
+    // test on this thread): the last is over the limit whatever came before.
+    for room in 0..super::MAX_ROOMS + 1 {
+        live.open_page("chat-room", json!({"room": format!("many-{room}"), "user": "ann"}))?;
+        live.submit("form.say", &[("text", "hi")])?;
+    }
+    let kept = super::RECENT.with_borrow(|(_, rooms)| rooms.len());
+    assert_eq!(kept, super::MAX_ROOMS);
+    live.open_page("chat-room", json!({"room": format!("many-{}", super::MAX_ROOMS), "user": "bob"}))?;
+    assert_eq!(live.count(".log li")?, 0, "the room over the limit kept no history");
+    Ok(())
+}

@@ -56,6 +56,11 @@ fn the_list_and_its_todos_are_bounded() -> Result<(), TestError> {
     }
     assert!(matches!(live.submit("form.add", &[("text", "one more")]), Err(TestError::Component { .. })));
     assert_eq!(texts(&live)?, 500);
+    live.input("input.new", &long)?;
+    assert!(
+        live.has_element(&format!(r#"input.new[value="{}"]"#, "x".repeat(200)))?,
+        "the draft is cut at 200 characters"
+    );
     Ok(())
 }
 

@@ -27,7 +27,7 @@ impl LiveComponent for Probe {
             self.rows.iter().enumerate().map(|(index, bumps)| (index, html!(r#"<tr><td>row {}</td><td class="n">{}</td><td><button class="bump" data-on-click="bump" data-val-row="{}">bump</button></td></tr>"#, index, bumps, index))),
         );
         html!(
-            r#"<div class="probe" data-build="{}"><output>{}</output><button class="inc" data-on-click="inc">+</button><button class="crash" data-on-click="crash">crash</button><p class="flash" data-live-flash></p><table>{}</table></div>"#,
+            r#"<div class="probe" data-build="{}"><output>{}</output><button class="inc" data-on-click="inc">+</button><button class="crash" data-on-click="crash">crash</button><button class="push" data-on-click="push">push</button><button class="flash-me" data-on-click="flash">flash</button><button class="go" data-on-click="redirect">go</button><input class="key" data-on-keydown="inc" data-key-filter="Enter"><input class="typing" data-on-input="inc" data-debounce><p class="flash" data-live-flash></p><table>{}</table></div>"#,
             BUILD,
             self.count,
             rows
@@ -43,7 +43,8 @@ impl LiveComponent for Probe {
             "redirect" => ctx.redirect("/elsewhere"),
             "subscribe" => {
                 let rooms = event.value("rooms").and_then(|rooms| rooms.parse::<usize>().ok()).unwrap_or(1);
-                (0..rooms).for_each(|room| ctx.subscribe(&format!("room-{room}")));
+                let prefix = event.value("prefix").unwrap_or("room-");
+                (0..rooms).for_each(|room| ctx.subscribe(&format!("{prefix}{room}")));
             }
             "echo" => {
                 ctx.subscribe("echo");

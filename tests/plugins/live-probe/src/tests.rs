@@ -1,7 +1,7 @@
 //! The live runtime's limits, through the test kit.
 
 use serde_json::json;
-use switchboard_sdk::live::limits::{MAX_DELIVERIES_PER_CALLBACK, MAX_SUBSCRIPTIONS_PER_COMPONENT};
+use switchboard_sdk::live::limits::{MAX_DELIVERIES_PER_CALLBACK, MAX_ROOM_SIZE, MAX_SUBSCRIPTIONS_PER_COMPONENT};
 use switchboard_sdk::live::{LiveTest, TestError};
 
 use super::Probe;
@@ -38,5 +38,30 @@ fn flashes_pushes_and_redirects_reach_the_page() -> Result<(), TestError> {
     let push = live.received_of("push");
     assert_eq!(push.first().map(|m| (m["n"].clone(), m["v"].clone())), Some((json!("poked"), json!(4))));
     assert_eq!(live.received_of("redirect").first().map(|m| m["to"].clone()), Some(json!("/elsewhere")));
+    Ok(())
+}
+
+#[test]
+fn a_room_name_over_256_bytes_is_refused() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<Probe>(json!({}))?;
+    let long = "r".repeat(MAX_ROOM_SIZE);
+    live.send_event("subscribe", &[("rooms", "1"), ("prefix", &long)])?;
+    assert!(
+        live.warnings().iter().any(|warning| warning.contains("rooms and labels are 1 to 256 bytes")),
+        "{:?}",
+        live.warnings()
+    );
+    live.send_event("subscribe", &[("rooms", "1"), ("prefix", &long[1..])])?;
+    assert_eq!(live.warnings().len(), 1, "a name of 256 bytes is fine: {:?}", live.warnings());
+    Ok(())
+}
+
+#[test]
+fn keydown_is_sent_only_for_its_filtered_key() -> Result<(), TestError> {
+    let mut live = LiveTest::mount::<Probe>(json!({}))?;
+    live.keydown("input.key", "a")?;
+    assert_eq!(live.text("output")?, "0");
+    live.keydown("input.key", "Enter")?;
+    assert_eq!(live.text("output")?, "1");
     Ok(())
 }
